@@ -85,6 +85,10 @@ func (l *LUN) readBitmap() (bitmap, error) {
 		// Bits past the end of the data area must be clear.
 		bits := sec[bitmapHdrSize:]
 		for i := want; i < per; i++ {
+			if i%8 == 0 && bits[i/8] == 0 {
+				i += 7 // whole byte clear
+				continue
+			}
 			if bits[i/8]&(1<<(i%8)) != 0 {
 				return nil, at.corrupt("bit %d set beyond the %d units of the data area", first+i, l.lay.DataUnits)
 			}

@@ -18,7 +18,7 @@ type VolumeInfo struct {
 	OwnerGen    uint64
 	Version     uint64 // lease version
 	Held        bool   // lease held (leader timestamp != 0)
-	LeaseErr    error  // lease area unreadable
+	LeaseErr    error  // unreadable records in the lease area (the lease may still work from their other slots)
 }
 
 // lookup finds the active entry named name.
@@ -62,6 +62,9 @@ func (l *LUN) List() ([]VolumeInfo, error) {
 			var ld leaderRec
 			if ld, err = a.leader(); err == nil {
 				vi.Owner, vi.OwnerGen, vi.Version, vi.Held = int(ld.Owner), ld.OwnerGen, ld.Lver, ld.Timestamp != 0
+				// Report a torn slot too, though the lease still works
+				// from the other one.
+				err = a.errs()
 			}
 		}
 		if err != nil {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -238,4 +239,43 @@ func firstErr(errs []error) error {
 		}
 	}
 	return nil
+}
+
+// HostInfo is the on-disk state of one host lease.
+type HostInfo struct {
+	ID         int
+	Owner      int // 0: never used
+	Generation uint64
+	Timestamp  uint64 // writer's wall clock in ns; 0: released
+	Name       string
+	IOTimeout  time.Duration
+	HostDead   time.Duration
+	Err        error // record unreadable
+}
+
+// Hosts reads every host lease once. A single read cannot tell a live host
+// from a dead one (that takes watching for the host-dead interval, as a
+// joined Host does); Timestamp is the holder's wall clock, comparable to
+// the reader's only if clocks are synchronized.
+func (l *LUN) Hosts() ([]HostInfo, error) {
+	area, err := l.readHostArea()
+	if err != nil {
+		return nil, err
+	}
+	ss := l.ss()
+	out := make([]HostInfo, l.lay.MaxHosts)
+	var errs []error
+	for id := 1; id <= l.lay.MaxHosts; id++ {
+		rec, err := l.decodeHostLease(area[(id-1)*ss:id*ss], id)
+		hi := HostInfo{ID: id, Err: err}
+		if err == nil {
+			hi.Owner, hi.Generation, hi.Timestamp, hi.Name = int(rec.Owner), rec.Generation, rec.Timestamp, cString(rec.Name[:])
+			hi.IOTimeout = time.Duration(rec.IOTimeoutMs) * time.Millisecond
+			hi.HostDead = time.Duration(rec.HostDeadMs) * time.Millisecond
+		} else {
+			errs = append(errs, err)
+		}
+		out[id-1] = hi
+	}
+	return out, errors.Join(errs...)
 }

@@ -46,6 +46,9 @@ type dblockView struct {
 	slot int  // slot holding rec
 	ok   bool // rec valid
 	err  error
+	// slotErrs holds the error of each unreadable slot, even when the
+	// other slot is good.
+	slotErrs []error
 }
 
 // areaView is one read of a whole lease area.
@@ -106,6 +109,7 @@ func (l *LUN) decodeArea(r resource, buf []byte) *areaView {
 			d, err := l.decodeDblock(r, id, s, buf[int(off)*ss:int(off+1)*ss])
 			if err != nil {
 				errs = append(errs, err)
+				v.slotErrs = append(v.slotErrs, err)
 				continue
 			}
 			if !v.ok || d.Wseq > v.rec.Wseq {
@@ -121,7 +125,7 @@ func (l *LUN) decodeArea(r resource, buf []byte) *areaView {
 
 func (l *LUN) decodeDblock(r resource, id, s int, sec []byte) (dblockRec, error) {
 	off := dblockOff(id, s)
-	at := l.leaseLoc(r, fmt.Sprintf("dblock host %d slot %d", id, s), l.lay.leaseArea(r)+off)
+	at := loc{lba: l.lay.leaseArea(r) + off, ss: l.ss(), lazy: func() string { return fmt.Sprintf("%s dblock host %d slot %d", r, id, s) }}
 	var d dblockRec
 	err := decodeRecord(sec, &d, magicDblock, dblockIndex(id, s), l.tag, at)
 	if err != nil {
@@ -153,6 +157,15 @@ func (a *areaView) leader() (leaderRec, error) {
 		return a.leaders[1], nil
 	}
 	return a.leaders[0], nil
+}
+
+// errs returns every unreadable record of the area, joined (nil if none).
+func (a *areaView) errs() error {
+	errs := []error{a.lerr[0], a.lerr[1]}
+	for id := 1; id < len(a.db); id++ {
+		errs = append(errs, a.db[id].slotErrs...)
+	}
+	return errors.Join(errs...)
 }
 
 // dblocksUsable fails if any host's dblock is unreadable in both slots.

@@ -77,10 +77,16 @@ type loc struct {
 	name string
 	lba  int64
 	ss   int
+	// lazy builds name only when an error needs it (hot decode paths).
+	lazy func() string
 }
 
 func (l loc) corrupt(format string, args ...any) error {
-	return &CorruptError{Record: l.name, LBA: l.lba, Offset: l.lba * int64(l.ss), Reason: fmt.Sprintf(format, args...)}
+	name := l.name
+	if l.lazy != nil {
+		name = l.lazy()
+	}
+	return &CorruptError{Record: name, LBA: l.lba, Offset: l.lba * int64(l.ss), Reason: fmt.Sprintf(format, args...)}
 }
 
 // decodeRecord validates sec (one sector) as a record of kind magic with the
@@ -104,7 +110,11 @@ func decodeRecord(sec []byte, rec any, magic uint32, index uint32, lun uint64, l
 		return l.corrupt("version 0 is reserved as invalid")
 	}
 	if h.Version < MinReadVersion || h.Version > FormatVersion {
-		return fmt.Errorf("%s at sector %d: version %d outside [%d,%d]: %w", l.name, l.lba, h.Version, MinReadVersion, FormatVersion, ErrUnsupportedVersion)
+		name := l.name
+		if l.lazy != nil {
+			name = l.lazy()
+		}
+		return fmt.Errorf("%s at sector %d: version %d outside [%d,%d]: %w", name, l.lba, h.Version, MinReadVersion, FormatVersion, ErrUnsupportedVersion)
 	}
 	if h.Reserved != 0 {
 		return l.corrupt("reserved header field %#x, want 0", h.Reserved)
