@@ -3,6 +3,7 @@ package ept_test
 import (
 	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/godwit-hv/godwit/ept"
@@ -267,5 +268,54 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { tb.HandleWriteFault(5 * k4) }); n != 0 {
 		t.Errorf("HandleWriteFault allocs = %v, want 0", n)
+	}
+}
+
+func TestDirtyBitsSetConcurrentlyAreNotLost(t *testing.T) {
+	// The processor sets dirty bits while CollectDirty clears them; every
+	// page written must be reported by some collection.
+	for _, s := range []setup{
+		{"NPT", ept.Config{Kind: ept.NPT}},
+		{"EPT+AD", ept.Config{Kind: ept.EPT, AccessedDirty: true}},
+	} {
+		t.Run(s.name, func(t *testing.T) {
+			tb, a := newTables(t, s.cfg)
+			if _, err := tb.Map(0, 0, m2, ept.RW); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tb.StartDirtyLog(ept.DirtyHardware); err != nil {
+				t.Fatal(err)
+			}
+			d := uint64(nD)
+			if s.cfg.Kind == ept.EPT {
+				d = eD
+			}
+			slots := make([]*uint64, 512)
+			for i := range slots {
+				slots[i], _ = rawSlot(a, tb.Kind(), tb.Root(), uint64(i)*k4)
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for _, p := range slots {
+					atomic.OrUint64(p, d)
+				}
+			}()
+			seen := map[uint64]bool{}
+			record := func(p uint64) { seen[p] = true }
+			for running := true; running; {
+				select {
+				case <-done:
+					running = false
+				default:
+				}
+				if _, err := tb.CollectDirty(0, m2, record); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(seen) != 512 {
+				t.Errorf("pages reported dirty = %d, want 512", len(seen))
+			}
+		})
 	}
 }
