@@ -14,10 +14,11 @@
 // goroutines (one mutex). Entries are read and written with sync/atomic
 // because the processor sets accessed and dirty bits in them concurrently
 // while guests run; clearing a bit is an atomic AND so a dirty bit set by
-// hardware between a load and a store is never lost. The lookups used on
-// exits (Translate, HandleWriteFault, CollectDirty's callback form) do not
-// allocate. Map, Protect, Unmap and dirty-log start may allocate tables
-// through the Allocator (never the Go heap for table memory in the kernel).
+// hardware between a load and a store is never lost. The calls made on
+// exits, Translate and HandleWriteFault, do not allocate (a test checks).
+// CollectDirty allocates a few small closures per call, not per page.
+// Map, Protect, Unmap and StartDirtyLog take table memory from the
+// Allocator, never from the Go heap in the kernel.
 //
 // Manual references. AMD: AMD64 Architecture Programmer's Manual Vol. 2,
 // 15.25 "Nested Paging" and 5.4 "Page-Translation-Table Entry Fields".
