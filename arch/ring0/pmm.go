@@ -1,0 +1,139 @@
+package ring0
+
+import "unsafe"
+
+// Physical memory: 4 KiB frames handed out from the loader's memory map. Freed frames go on a
+// list threaded through the frames themselves (physical memory is identity-mapped); fresh ones
+// are cut from the ranges in order. Contiguous runs (for VMCB/VMCS-style structures that span
+// pages) come only from the ranges. Everything here runs with interrupts off, inside the layer;
+// goroutines reach it through the AllocPages system call (api.go).
+
+const pageSize = 4096
+
+type frameRange struct{ next, end uint64 }
+
+type frameAllocator struct {
+	r        [64]frameRange
+	n        int
+	free     uint64 // head of the free list, 0 when empty
+	nfree    uint64
+	total    uint64 // frames managed
+	used     uint64 // frames handed out
+	ptFrames uint64 // of which page tables
+}
+
+var frames frameAllocator
+
+// add hands [start, end) to the allocator, trimmed to whole pages.
+func (f *frameAllocator) add(start, end uint64) {
+	start = (start + pageSize - 1) &^ (pageSize - 1)
+	end &^= pageSize - 1
+	if end <= start || f.n == len(f.r) {
+		return
+	}
+	f.r[f.n] = frameRange{start, end}
+	f.n++
+	f.total += (end - start) / pageSize
+}
+
+// reserve removes [start, end) from the ranges not yet handed out.
+func (f *frameAllocator) reserve(start, end uint64) {
+	start &^= pageSize - 1
+	end = (end + pageSize - 1) &^ (pageSize - 1)
+	for i := 0; i < f.n; i++ {
+		r := &f.r[i]
+		if end <= r.next || start >= r.end {
+			continue
+		}
+		lo, hi := r.next, r.end
+		cut := min(end, hi) - max(start, lo)
+		f.total -= cut / pageSize
+		switch {
+		case start <= lo && end >= hi:
+			r.next = r.end
+		case start <= lo:
+			r.next = end
+		case end >= hi:
+			r.end = start
+		default: // split
+			r.end = start
+			if f.n < len(f.r) {
+				f.r[f.n] = frameRange{end, hi}
+				f.n++
+			} else {
+				f.total -= (hi - end) / pageSize // lose the tail rather than corrupt
+			}
+		}
+	}
+}
+
+// alloc returns one zeroed frame.
+func (f *frameAllocator) alloc() (uint64, bool) {
+	var pa uint64
+	if f.free != 0 {
+		pa = f.free
+		f.free = *physU64(pa)
+		f.nfree--
+	} else {
+		for i := 0; i < f.n; i++ {
+			if f.r[i].next < f.r[i].end {
+				pa = f.r[i].next
+				f.r[i].next += pageSize
+				break
+			}
+		}
+		if pa == 0 {
+			return 0, false
+		}
+	}
+	clear(physPage(pa)[:])
+	f.used++
+	return pa, true
+}
+
+// allocRun returns n physically contiguous zeroed frames.
+func (f *frameAllocator) allocRun(n uint64) (uint64, bool) {
+	for i := 0; i < f.n; i++ {
+		r := &f.r[i]
+		if r.end-r.next >= n*pageSize {
+			pa := r.next
+			r.next += n * pageSize
+			for j := uint64(0); j < n; j++ {
+				clear(physPage(pa + j*pageSize)[:])
+			}
+			f.used += n
+			return pa, true
+		}
+	}
+	return 0, false
+}
+
+func (f *frameAllocator) release(pa uint64) {
+	*physU64(pa) = f.free
+	f.free = pa
+	f.nfree++
+	f.used--
+}
+
+// physU64 and physPage view identity-mapped physical memory.
+func physPtr(pa uint64) unsafe.Pointer { return unsafe.Add(unsafe.Pointer(nil), uintptr(pa)) }
+
+func physU64(pa uint64) *uint64 { return (*uint64)(physPtr(pa)) }
+
+func physPage(pa uint64) *[pageSize]byte { return (*[pageSize]byte)(physPtr(pa)) }
+
+func physTable(pa uint64) *[512]uint64 { return (*[512]uint64)(physPtr(pa)) }
+
+// physBytes views n bytes at address pa (physical, or any address the layer has made present).
+func physBytes(pa uint64, n uint64) []byte { return unsafe.Slice((*byte)(physPtr(pa)), n) }
+
+// copyPhys copies n bytes (a multiple of 8) between identity-mapped addresses. (A plain copy
+// between two slices made from unsafe.Add(nil, ...) trips a go1.26 compiler bug in the
+// memmove-inlining rule, so the FXSAVE images are copied word by word.)
+//
+//go:noinline
+func copyPhys(dst, src, n uint64) {
+	for i := uint64(0); i < n; i += 8 {
+		*physU64(dst + i) = *physU64(src + i)
+	}
+}

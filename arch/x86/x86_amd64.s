@@ -1,0 +1,164 @@
+// Assembly for the declarations in x86.go.
+
+#include "textflag.h"
+
+TEXT ·Cpuid(SB),NOSPLIT,$0-24
+	MOVL	leaf+0(FP), AX
+	MOVL	sub+4(FP), CX
+	CPUID
+	MOVL	AX, eax+8(FP)
+	MOVL	BX, ebx+12(FP)
+	MOVL	CX, ecx+16(FP)
+	MOVL	DX, edx+20(FP)
+	RET
+
+TEXT ·Rdtsc(SB),NOSPLIT,$0-8
+	RDTSC
+	SHLQ	$32, DX
+	ORQ	DX, AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+TEXT ·Rdmsr(SB),NOSPLIT,$0-16
+	MOVL	msr+0(FP), CX
+	RDMSR
+	SHLQ	$32, DX
+	ORQ	DX, AX
+	MOVQ	AX, ret+8(FP)
+	RET
+
+TEXT ·Wrmsr(SB),NOSPLIT,$0-16
+	MOVL	msr+0(FP), CX
+	MOVQ	val+8(FP), AX
+	MOVQ	AX, DX
+	SHRQ	$32, DX
+	WRMSR
+	RET
+
+TEXT ·Inb(SB),NOSPLIT,$0-9
+	MOVW	port+0(FP), DX
+	XORL	AX, AX
+	INB
+	MOVB	AX, ret+8(FP)
+	RET
+
+TEXT ·Inw(SB),NOSPLIT,$0-10
+	MOVW	port+0(FP), DX
+	XORL	AX, AX
+	INW
+	MOVW	AX, ret+8(FP)
+	RET
+
+TEXT ·Inl(SB),NOSPLIT,$0-12
+	MOVW	port+0(FP), DX
+	INL
+	MOVL	AX, ret+8(FP)
+	RET
+
+TEXT ·Outb(SB),NOSPLIT,$0-3
+	MOVW	port+0(FP), DX
+	MOVB	v+2(FP), AX
+	OUTB
+	RET
+
+TEXT ·Outw(SB),NOSPLIT,$0-4
+	MOVW	port+0(FP), DX
+	MOVW	v+2(FP), AX
+	OUTW
+	RET
+
+TEXT ·Outl(SB),NOSPLIT,$0-8
+	MOVW	port+0(FP), DX
+	MOVL	v+4(FP), AX
+	OUTL
+	RET
+
+TEXT ·ReadCR0(SB),NOSPLIT,$0-8
+	MOVQ	CR0, AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+TEXT ·ReadCR2(SB),NOSPLIT,$0-8
+	MOVQ	CR2, AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+TEXT ·ReadCR3(SB),NOSPLIT,$0-8
+	MOVQ	CR3, AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+TEXT ·ReadCR4(SB),NOSPLIT,$0-8
+	MOVQ	CR4, AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+TEXT ·WriteCR0(SB),NOSPLIT,$0-8
+	MOVQ	v+0(FP), AX
+	MOVQ	AX, CR0
+	RET
+
+TEXT ·WriteCR3(SB),NOSPLIT,$0-8
+	MOVQ	v+0(FP), AX
+	MOVQ	AX, CR3
+	RET
+
+TEXT ·WriteCR4(SB),NOSPLIT,$0-8
+	MOVQ	v+0(FP), AX
+	MOVQ	AX, CR4
+	RET
+
+TEXT ·Invlpg(SB),NOSPLIT,$0-8
+	MOVQ	addr+0(FP), AX
+	INVLPG	(AX)
+	RET
+
+TEXT ·Lgdt(SB),NOSPLIT,$0-8
+	MOVQ	p+0(FP), AX
+	LGDT	(AX)
+	RET
+
+TEXT ·Lidt(SB),NOSPLIT,$0-8
+	MOVQ	p+0(FP), AX
+	LIDT	(AX)
+	RET
+
+TEXT ·Ltr(SB),NOSPLIT,$0-2
+	MOVW	sel+0(FP), AX
+	LTR	AX
+	RET
+
+TEXT ·Halt(SB),NOSPLIT,$0
+	HLT
+	RET
+
+TEXT ·HaltForever(SB),NOSPLIT,$0
+	CLI
+loop:
+	HLT
+	JMP	loop
+
+TEXT ·Pause(SB),NOSPLIT,$0
+	PAUSE
+	RET
+
+TEXT ·Rdrand(SB),NOSPLIT,$0-9
+	MOVL	$10, CX
+retry:
+	RDRANDQ	AX
+	JCS	ok
+	DECL	CX
+	JNZ	retry
+	MOVQ	$0, ret+0(FP)
+	MOVB	$0, ret1+8(FP)
+	RET
+ok:
+	MOVQ	AX, ret+0(FP)
+	MOVB	$1, ret1+8(FP)
+	RET
+
+TEXT ·Flags(SB),NOSPLIT,$0-8
+	PUSHFQ
+	POPQ	AX
+	MOVQ	AX, ret+0(FP)
+	RET
