@@ -49,9 +49,9 @@ var ErrLayout = errors.New("image layout")
 
 // PatchInfo describes a patched image.
 type PatchInfo struct {
-	HeaderOffset            int
-	LoadEnd, BSSEnd, Entry  uint32
-	NoteOffset              int
+	HeaderOffset           int
+	LoadEnd, BSSEnd, Entry uint32
+	NoteOffset             int
 }
 
 // Patch returns a copy of the linked kernel ELF with the boot headers written into it.

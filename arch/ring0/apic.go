@@ -109,9 +109,9 @@ func lapicInit() {
 
 // calibrate measures the TSC against PIT channel 2 (50 ms) and the LAPIC timer against the TSC.
 func calibrate() {
-	const latch = pitHz / 20 // 50 ms
+	const latch = pitHz / 20                           // 50 ms
 	x86.Outb(pitPortB, (x86.Inb(pitPortB)&^0x02)|0x01) // gate on, speaker off
-	x86.Outb(pitCmd, 0xB0)                              // channel 2, lobyte/hibyte, mode 0
+	x86.Outb(pitCmd, 0xB0)                             // channel 2, lobyte/hibyte, mode 0
 	x86.Outb(pitCh2, byte(latch&0xFF))
 	x86.Outb(pitCh2, byte(latch>>8))
 	t0 := rdtsc()

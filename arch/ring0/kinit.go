@@ -149,7 +149,7 @@ func buildInitialStack() uint64 {
 	}
 	words := [...]uint64{
 		1, name, 0, // argc, argv[0], argv terminator
-		0,                // envp terminator
+		0,                  // envp terminator
 		atPagesz, pageSize, // auxv
 		atRandom, rnd,
 		atNull, 0,

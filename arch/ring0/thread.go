@@ -34,18 +34,18 @@ type sigaltstack struct {
 }
 
 type thread struct {
-	regs     TrapFrame
-	fsbase   uint64
-	tid      int32
-	state    uint8
-	wait     uint8
-	waitAddr uint64 // futex word; buffer of an epoll or console wait
-	waitLen  uint64
-	waitFd   int32
-	deadline int64 // nanotime of a timed wait; 0 for none
-	sigmask  uint64
-	pending  uint64
-	altstack sigaltstack
+	regs      TrapFrame
+	fsbase    uint64
+	tid       int32
+	state     uint8
+	wait      uint8
+	waitAddr  uint64 // futex word; buffer of an epoll or console wait
+	waitLen   uint64
+	waitFd    int32
+	deadline  int64 // nanotime of a timed wait; 0 for none
+	sigmask   uint64
+	pending   uint64
+	altstack  sigaltstack
 	faultAddr uint64 // si_addr and si_code of a pending fault signal
 	faultCode int32
 	faultTrap uint64
@@ -55,7 +55,7 @@ type thread struct {
 
 var (
 	threads     [maxThreads]thread
-	cur         int // index of the running thread
+	cur         int   // index of the running thread
 	nextTID     int32 = 1
 	nthreads    int   // live threads, idle excluded
 	maxThread   int   // highest index in use + 1
