@@ -131,6 +131,9 @@ func (v *Volume) Release() (uint64, error) {
 		return 0, fmt.Errorf("release volume %q: %w", v.name, err)
 	}
 	if err := h.releaseLease(v.r, v.lver); err != nil {
+		// The handle is closed either way; if the leader still names us,
+		// the renewal loop's sweep retries the release.
+		h.noteUncertain(v.r, v.lver)
 		return 0, fmt.Errorf("release volume %q: %w", v.name, err)
 	}
 	return v.lver, nil

@@ -27,7 +27,8 @@ type FaultConfig struct {
 	FailRead  float64       // a read fails without effect
 	FailWrite float64       // a write fails without effect
 	TornWrite float64       // a write fails after writing a prefix, cut inside a sector
-	MaxDelay  time.Duration // each I/O is delayed uniformly in [0, MaxDelay)
+	DelayProb float64       // an I/O is delayed ...
+	MaxDelay  time.Duration // ... uniformly in [0, MaxDelay)
 	// PauseBelow: Pause blocks only I/O that starts below this sector (the
 	// metadata and lease area). 0 means every I/O.
 	PauseBelow int64
@@ -87,7 +88,7 @@ func (d *FaultDevice) enter(lba int64) error {
 	if d.crashed.Load() {
 		return ErrCrashed
 	}
-	if d.faulty.Load() && d.cfg.MaxDelay > 0 {
+	if d.faulty.Load() && d.cfg.MaxDelay > 0 && d.float() < d.cfg.DelayProb {
 		time.Sleep(time.Duration(d.float() * float64(d.cfg.MaxDelay)))
 	}
 	return nil
