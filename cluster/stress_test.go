@@ -358,6 +358,35 @@ func verdict(t *testing.T, events []clustertest.Event, minCrashes int) {
 	}
 }
 
+// chaosLoop hits a random host until deadline, every period to 2*period:
+// crash it (restarting it a little later) if crashes is set, freeze it, or
+// stall its lease I/O while its VMs keep writing, the last two for twice
+// the host-dead interval.
+func chaosLoop(ctx context.Context, errorf func(string, ...any), hosts []*simHost, chaos *rand.Rand, deadline time.Time, crashes bool, period time.Duration) {
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		s := hosts[chaos.IntN(len(hosts))]
+		kind := chaos.IntN(3)
+		if !crashes {
+			kind = 1 + chaos.IntN(2)
+		}
+		switch kind {
+		case 0:
+			s.crash()
+			go func(seed uint64, after time.Duration) {
+				time.Sleep(after)
+				if err := s.start(ctx, seed); err != nil && ctx.Err() == nil {
+					errorf("restart host %d: %v", s.id, err)
+				}
+			}(chaos.Uint64(), time.Duration(200+chaos.IntN(400))*time.Millisecond)
+		case 1:
+			s.freeze(2 * stressTimeouts.HostDead)
+		case 2:
+			s.partition(2 * stressTimeouts.HostDead)
+		}
+		time.Sleep(period + time.Duration(chaos.Int64N(int64(period))))
+	}
+}
+
 // TestStressGoroutines runs 16 hosts as goroutines for a few seconds with
 // injected failed, torn and delayed I/O, random crashes (with restart),
 // freezes of a whole host and stalls of its lease I/O alone (its VMs keep
@@ -389,27 +418,9 @@ func TestStressGoroutines(t *testing.T) {
 	}
 	duration := 7 * time.Second
 	quiet := stressTimeouts.TakeoverBound() + 2*stressTimeouts.HostDead // let the last takeovers finish
-	chaos := rand.New(rand.NewPCG(7, 7))
 	deadline := time.Now().Add(duration - quiet)
 	time.Sleep(500 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		s := hosts[chaos.IntN(len(hosts))]
-		switch chaos.IntN(3) {
-		case 0:
-			s.crash()
-			go func(seed uint64, after time.Duration) {
-				time.Sleep(after)
-				if err := s.start(ctx, seed); err != nil && ctx.Err() == nil {
-					t.Errorf("restart host %d: %v", s.id, err)
-				}
-			}(chaos.Uint64(), time.Duration(200+chaos.IntN(400))*time.Millisecond)
-		case 1:
-			s.freeze(2 * stressTimeouts.HostDead)
-		case 2:
-			s.partition(2 * stressTimeouts.HostDead)
-		}
-		time.Sleep(time.Duration(250+chaos.IntN(250)) * time.Millisecond)
-	}
+	chaosLoop(ctx, t.Errorf, hosts, rand.New(rand.NewPCG(7, 7)), deadline, true, 250*time.Millisecond)
 	time.Sleep(time.Until(deadline.Add(quiet)))
 	cancel()
 	wg.Wait()
