@@ -148,6 +148,9 @@ func TestStressProcesses(t *testing.T) {
 	setupStressLUN(t, path)
 	start := time.Now()
 	until := start.Add(8 * time.Second)
+	if raceEnabled {
+		until = start.Add(11 * time.Second)
+	}
 	children := make([]*child, 4)
 	for i := range children {
 		ids := make([]string, 4)

@@ -22,7 +22,16 @@ import (
 // and checking on disk, as sanlock's devcount test does, that the stamp
 // each owner wrote is still there before its next write.
 
-var stressTimeouts = cluster.DeriveTimeouts(20 * time.Millisecond)
+var stressTimeouts = cluster.DeriveTimeouts(stressIO())
+
+// stressIO is the lease I/O timeout of the stress tests: 20 ms, tripled
+// under the race detector.
+func stressIO() time.Duration {
+	if raceEnabled {
+		return 60 * time.Millisecond
+	}
+	return 20 * time.Millisecond
+}
 
 const (
 	stressVolumes  = 24
@@ -417,6 +426,9 @@ func TestStressGoroutines(t *testing.T) {
 		}()
 	}
 	duration := 7 * time.Second
+	if raceEnabled {
+		duration = 10 * time.Second
+	}
 	quiet := stressTimeouts.TakeoverBound() + 2*stressTimeouts.HostDead // let the last takeovers finish
 	deadline := time.Now().Add(duration - quiet)
 	time.Sleep(500 * time.Millisecond)
