@@ -45,17 +45,20 @@ func (h *Host) acquireOnce(r resource, want uint64) (uint64, error) {
 		return 0, err
 	}
 	mineNow := ld.Timestamp != 0 && ld.Owner == uint64(h.id) && ld.OwnerGen == h.gen
+	if mineNow && (want == 0 || ld.Lver == want+1) {
+		// Decided for us by an earlier ballot of ours whose outcome we did
+		// not see (it was aborted, and a competitor that adopted our value
+		// committed it): the lease is ours. For a handover this is the
+		// version right after the released one, so nobody came between.
+		h.clearUncertain(r, ld.Lver)
+		return ld.Lver, nil
+	}
 	if want != 0 && (ld.Lver != want || ld.Timestamp != 0) {
 		state := "released"
 		if ld.Timestamp != 0 {
 			state = fmt.Sprintf("held by host %d generation %d", ld.Owner, ld.OwnerGen)
 		}
 		return 0, fmt.Errorf("%w: %s is at version %d (%s), want released at %d", ErrVersionMismatch, r, ld.Lver, state, want)
-	}
-	if mineNow {
-		// Decided for us by an earlier ballot whose outcome we did not
-		// see (another host committed it): the lease is ours.
-		return ld.Lver, nil
 	}
 	if ld.Timestamp != 0 {
 		gone, lv, err := h.ownerGone(ld.Owner, ld.OwnerGen)

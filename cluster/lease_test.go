@@ -13,9 +13,10 @@ import (
 	"github.com/godwit-hv/godwit/cluster/clustertest"
 )
 
-// fast is the lease timing used by unit tests: io 5 ms, so renew 10 ms,
-// fence 40 ms, dead 70 ms.
-var fast = cluster.DeriveTimeouts(5 * time.Millisecond)
+// fast is the lease timing used by unit tests: io 25 ms, so renew 50 ms,
+// fence 200 ms, dead 350 ms: short, yet long enough that a loaded 2-core
+// machine does not starve a renewal past the fence point.
+var fast = cluster.DeriveTimeouts(25 * time.Millisecond)
 
 func newFileLUN(t *testing.T, ss, hosts, vols int) (string, *cluster.LUN) {
 	t.Helper()

@@ -147,9 +147,10 @@ func TestStressProcesses(t *testing.T) {
 	path := filepath.Join(dir, "lun.img")
 	setupStressLUN(t, path)
 	start := time.Now()
-	until := start.Add(8 * time.Second)
+	lag := startLagMonitor()
+	until := start.Add(11 * time.Second)
 	if raceEnabled {
-		until = start.Add(11 * time.Second)
+		until = start.Add(16 * time.Second)
 	}
 	children := make([]*child, 4)
 	for i := range children {
@@ -204,5 +205,5 @@ func TestStressProcesses(t *testing.T) {
 		events = append(events, ev...)
 	}
 	events = append(events, parentLog.Events()...)
-	verdict(t, events, 8)
+	verdict(t, events, 8, lag.Stop())
 }

@@ -24,14 +24,42 @@ import (
 
 var stressTimeouts = cluster.DeriveTimeouts(stressIO())
 
-// stressIO is the lease I/O timeout of the stress tests: 20 ms, tripled
+// stressIO is the lease I/O timeout of the stress tests: 40 ms, 100 ms
 // under the race detector.
 func stressIO() time.Duration {
 	if raceEnabled {
-		return 60 * time.Millisecond
+		return 100 * time.Millisecond
 	}
-	return 20 * time.Millisecond
+	return 40 * time.Millisecond
 }
+
+// lagMonitor measures how late this process's goroutines get scheduled:
+// the timing bounds hold only while every lease I/O, scheduling delay
+// included, completes within the I/O timeout. Safety does not depend on it.
+type lagMonitor struct {
+	max  atomic.Int64
+	stop chan struct{}
+}
+
+func startLagMonitor() *lagMonitor {
+	m := &lagMonitor{stop: make(chan struct{})}
+	go func() {
+		for {
+			t0 := time.Now()
+			select {
+			case <-m.stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if lag := int64(time.Since(t0) - 5*time.Millisecond); lag > m.max.Load() {
+				m.max.Store(lag)
+			}
+		}
+	}()
+	return m
+}
+
+func (m *lagMonitor) Stop() time.Duration { close(m.stop); return time.Duration(m.max.Load()) }
 
 const (
 	stressVolumes  = 24
@@ -339,8 +367,15 @@ func setupStressLUN(t *testing.T, path string) []string {
 // verdict checks the log: single ownership, every crashed host's volumes
 // taken over within the bound, and enough activity for that to mean
 // something.
-func verdict(t *testing.T, events []clustertest.Event, minCrashes int) {
+func verdict(t *testing.T, events []clustertest.Event, minCrashes int, maxLag time.Duration) {
 	t.Helper()
+	// Past the timing assumption, bounds are reported, not enforced;
+	// single ownership is enforced regardless.
+	boundErrorf := t.Errorf
+	if maxLag > stressTimeouts.IO {
+		t.Logf("scheduling lag reached %v > io timeout %v (machine overloaded): takeover bounds not enforced this run", maxLag, stressTimeouts.IO)
+		boundErrorf = t.Logf
+	}
 	if err := clustertest.CheckSingleOwnership(events); err != nil {
 		t.Errorf("single ownership violated: %v", err)
 	}
@@ -354,14 +389,14 @@ func verdict(t *testing.T, events []clustertest.Event, minCrashes int) {
 	for _, tk := range takeovers {
 		worst = max(worst, tk.Latency)
 		if tk.Latency > bound {
-			t.Errorf("volume %s of crashed host %d taken over by host %d after %v, bound %v", tk.Vol, tk.From, tk.By, tk.Latency, bound)
+			boundErrorf("volume %s of crashed host %d taken over by host %d after %v, bound %v", tk.Vol, tk.From, tk.By, tk.Latency, bound)
 		}
 	}
 	if len(missing) > 0 {
-		t.Errorf("volumes of crashed hosts never taken over: %v", missing)
+		boundErrorf("volumes of crashed hosts never taken over: %v", missing)
 	}
-	t.Logf("events: %d writes, %d acquisitions, %d releases, %d crashes/freezes, %d joins; %d takeovers, worst %v (bound %v)",
-		counts[clustertest.EvWrite], counts[clustertest.EvAcquire], counts[clustertest.EvRelease], counts[clustertest.EvCrash], counts['J'], len(takeovers), worst, bound)
+	t.Logf("max scheduling lag %v; events: %d writes, %d acquisitions, %d releases, %d crashes/freezes, %d joins; %d takeovers, worst %v (bound %v)",
+		maxLag, counts[clustertest.EvWrite], counts[clustertest.EvAcquire], counts[clustertest.EvRelease], counts[clustertest.EvCrash], counts['J'], len(takeovers), worst, bound)
 	if counts[clustertest.EvCrash] < minCrashes || len(takeovers) == 0 || counts[clustertest.EvWrite] < 1000 || counts[clustertest.EvAcquire] < 50 {
 		t.Errorf("too little happened for the test to mean anything: %v, %d takeovers", counts, len(takeovers))
 	}
@@ -425,9 +460,10 @@ func TestStressGoroutines(t *testing.T) {
 			s.run(ctx, names)
 		}()
 	}
-	duration := 7 * time.Second
+	lag := startLagMonitor()
+	duration := 10 * time.Second
 	if raceEnabled {
-		duration = 10 * time.Second
+		duration = 16 * time.Second
 	}
 	quiet := stressTimeouts.TakeoverBound() + 2*stressTimeouts.HostDead // let the last takeovers finish
 	deadline := time.Now().Add(duration - quiet)
@@ -462,5 +498,5 @@ func TestStressGoroutines(t *testing.T) {
 	if torn == 0 || failed == 0 {
 		t.Errorf("no torn (%d) or failed (%d) I/O injected", torn, failed)
 	}
-	verdict(t, log.Events(), 4)
+	verdict(t, log.Events(), 4, lag.Stop())
 }

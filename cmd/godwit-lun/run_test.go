@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/godwit-hv/godwit/cluster"
 )
@@ -28,7 +29,7 @@ func mustRun(t *testing.T, args ...string) string {
 	return out
 }
 
-const fastIO = "--io-timeout=5ms"
+const fastIO = "--io-timeout=20ms"
 
 func TestLifecycle(t *testing.T) {
 	for _, ss := range []string{"512", "4096"} {
@@ -86,12 +87,12 @@ func TestHostsWatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := l.Join(t.Context(), cluster.HostConfig{ID: 1, Name: "live", Timeouts: cluster.DeriveTimeouts(5e6)})
+	h, err := l.Join(t.Context(), cluster.HostConfig{ID: 1, Name: "live", Timeouts: cluster.DeriveTimeouts(20 * time.Millisecond)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Leave()
-	out := mustRun(t, "hosts", img, "--watch", "50ms")
+	out := mustRun(t, "hosts", img, "--watch", "200ms")
 	if !strings.Contains(out, "live") || !strings.Contains(out, "alive (renewed while watched)") {
 		t.Errorf("hosts --watch with a live host = %q", out)
 	}
