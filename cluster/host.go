@@ -501,7 +501,9 @@ func (h *Host) Leave() error {
 	close(h.stop)
 	h.wg.Wait()
 	if h.writeAllowed() == nil && len(errs) == 0 {
-		rec := hostLeaseRec{Owner: uint64(h.id), Generation: h.gen, Timestamp: 0}
+		rec := hostLeaseRec{Owner: uint64(h.id), Generation: h.gen, Timestamp: 0,
+			IOTimeoutMs: uint32(h.t.IO / time.Millisecond), RenewFailMs: uint32(h.t.RenewFail / time.Millisecond),
+			HostDeadMs: uint32(h.t.HostDead / time.Millisecond)}
 		copy(rec.Name[:], h.name)
 		if err := h.writeHostRec(&rec); err != nil {
 			errs = append(errs, err)
