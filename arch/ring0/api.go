@@ -175,3 +175,7 @@ func TSCHz() uint64 { return tscHz }
 const DebugExitPort = 0xF4
 
 func outDebugExit(code uint32) { x86.Outl(DebugExitPort, code) }
+
+// LowPage returns a copy of physical page 0 (IVT and BIOS data area) taken at boot, before the
+// page was unmapped to catch nil pointers.
+func LowPage() []byte { return lowPage[:] }

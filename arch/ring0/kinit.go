@@ -33,6 +33,7 @@ var (
 	stackMain  [mainStack]byte
 	stackIdle  [8192]byte
 	exitHook   uint8
+	lowPage    [pageSize]byte
 	bootTSC    uint64
 	kinitNs    int64
 	imageStart uint64 = 0x100000
@@ -82,6 +83,11 @@ func kinit(rt0 uintptr) {
 	if frames.total < 16<<20/pageSize {
 		kputs("godwit: fatal: less than 16 MiB of usable memory in the loader's map\n")
 		halt("no memory")
+	}
+	// Page 0 (real-mode IVT, BIOS data area) is about to become unmapped so that nil pointers
+	// fault; keep a copy for the firmware-table code (the EBDA pointer lives at 0x40E).
+	for i := 0; i < pageSize; i += 8 {
+		putU64(lowPage[i:], *physU64(uint64(i)))
 	}
 	if !buildKernelTables(max(top, 4<<30)) {
 		halt("out of memory building page tables")

@@ -116,6 +116,11 @@ func (f *frameAllocator) release(pa uint64) {
 }
 
 // physU64 and physPage view identity-mapped physical memory.
+//
+// physPtr is not inlined: go1.26's memmove rewrite rules crash the compiler ("disjointTypes")
+// when they can see a copy's operands derive from unsafe.Add on a nil base.
+//
+//go:noinline
 func physPtr(pa uint64) unsafe.Pointer { return unsafe.Add(unsafe.Pointer(nil), uintptr(pa)) }
 
 func physU64(pa uint64) *uint64 { return (*uint64)(physPtr(pa)) }

@@ -1,0 +1,72 @@
+# Godwit build. `make` builds the kernel image and the tools; `make run` boots it in QEMU;
+# `make test` runs every test, installing the emulators it needs.
+
+GO        ?= go
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+PKG       := github.com/godwit-hv/godwit
+# The kernel links at 0x101000 so the ELF header page lands at 1 MiB and the file is flat
+# (boot/image.go); the entry is the mode-detecting one in arch/ring0/entry_amd64.s.
+KLDFLAGS  := -E $(PKG)/arch/ring0.entry -T 0x101000 -X main.version=$(VERSION)
+TOOLS     := $(filter-out bin/godwit,$(patsubst cmd/%/main.go,bin/%,$(wildcard cmd/*/main.go)))
+GOFILES   := $(shell find . -name '*.go' -o -name '*.s' | grep -v '^./bin/')
+
+# Debian packages the emulator rigs need (RIGS.md).
+APT_PKGS  := qemu-system-x86 bochs bochsbios bochs-x seabios vgabios grub-pc-bin grub-common xorriso mtools
+QEMU      := qemu-system-x86_64
+QEMU_ARGS := -accel tcg -cpu max -m 1024 -display none -no-reboot \
+             -device isa-debug-exit,iobase=0xf4,iosize=0x04
+
+.PHONY: all iso run run-iso test unit integration bench vet deps clean
+
+all: bin/godwit $(TOOLS)
+
+bin/godwit.elf: $(GOFILES) go.mod
+	@mkdir -p bin
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(KLDFLAGS)' -o $@ ./cmd/godwit
+
+bin/godwit: bin/godwit.elf bin/godwit-mkimage
+	bin/godwit-mkimage bin/godwit.elf $@
+
+bin/%: $(GOFILES) go.mod
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/$*
+
+iso: bin/godwit.iso
+
+bin/godwit.iso: bin/godwit boot/grub.cfg
+	@command -v grub-mkrescue >/dev/null || $(MAKE) deps
+	rm -rf build/iso && mkdir -p build/iso/boot/grub
+	cp bin/godwit build/iso/boot/godwit
+	cp boot/grub.cfg build/iso/boot/grub/grub.cfg
+	grub-mkrescue -o $@ build/iso 2>build/grub-mkrescue.log || (cat build/grub-mkrescue.log; exit 1)
+
+# deps installs the emulators and ISO tools from Debian's packages when one is missing.
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+run: deps bin/godwit
+	$(QEMU) $(QEMU_ARGS) -serial mon:stdio -kernel bin/godwit $(if $(CMDLINE),-append '$(CMDLINE)')
+
+run-iso: deps bin/godwit.iso
+	$(QEMU) $(QEMU_ARGS) -serial mon:stdio -cdrom bin/godwit.iso
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
+
+unit:
+	$(GO) test ./...
+
+test: deps all bin/godwit.iso vet
+	$(GO) test -timeout 40m ./...
+
+bench: deps all bin/godwit.iso
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./bench/...
+
+clean:
+	rm -rf bin build
