@@ -167,8 +167,8 @@ func ParseMultiboot(m Mem, at uint64, in *Info) bool {
 		for i := uint64(0); i < n; i++ {
 			e := p + i*mbModSize
 			if !m.Ok(e, mbModSize) {
-				in.Dropped++
-				continue
+				in.Dropped += int(n - i) // the rest lie beyond too: do not spin on a bad count
+				break
 			}
 			in.addModule(m, uint64(m.U32(e)), uint64(m.U32(e+4)), uint64(m.U32(e+8)))
 		}
@@ -190,9 +190,9 @@ func ParsePVH(m Mem, at uint64, in *Info) bool {
 	p := m.U64(at + pvhModlist)
 	for i := uint64(0); i < n; i++ {
 		e := p + i*pvhModEntrySize
-		if !m.Ok(e, pvhModEntrySize) {
-			in.Dropped++
-			continue
+		if e < p || !m.Ok(e, pvhModEntrySize) {
+			in.Dropped += int(n - i) // out of range or wrapped past 2^64: so are the rest
+			break
 		}
 		start, size := m.U64(e), m.U64(e+8)
 		in.addModule(m, start, start+size, m.U64(e+16))
@@ -202,9 +202,9 @@ func ParsePVH(m Mem, at uint64, in *Info) bool {
 		p := m.U64(at + pvhMemmap)
 		for i := uint64(0); i < n; i++ {
 			e := p + i*pvhMemEntrySize
-			if !m.Ok(e, pvhMemEntrySize) {
-				in.Dropped++
-				continue
+			if e < p || !m.Ok(e, pvhMemEntrySize) {
+				in.Dropped += int(n - i) // out of range or wrapped past 2^64: so are the rest
+				break
 			}
 			in.addMem(m.U64(e), m.U64(e+8), m.U32(e+16))
 		}
