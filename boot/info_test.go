@@ -193,7 +193,7 @@ func TestParseMultiboot(t *testing.T) {
 				n := p.putMmap(0x300, []mmapEntry{
 					{20, 0, 0x9FC00, boot.MemAvailable},
 					{20, 0x9FC00, 0x400, boot.MemReserved},
-					{20, 0xF0000, 0, boot.MemReserved}, // empty: skipped
+					{20, 0xF0000, 0, boot.MemReserved},            // empty: skipped
 					{28, 0x100000, 0x3FEE0000, boot.MemAvailable}, // larger entry: next is 32 bytes on
 					{20, 0x3FFE0000, 0x20000, boot.MemACPI},
 					{20, 0xFEC00000, 0x1000, boot.MemNVS},
@@ -202,8 +202,8 @@ func TestParseMultiboot(t *testing.T) {
 				p.u32(at+mbiMmapLength, n)
 				p.putMbMods(0x500, [][3]uint32{
 					{0x200000, 0x201000, 0x600},
-					{0x300000, 0x300800, 0},        // no command line
-					{0x400000, 0x3FF000, 0x640},    // end before start: empty module
+					{0x300000, 0x300800, 0},         // no command line
+					{0x400000, 0x3FF000, 0x640},     // end before start: empty module
 					{0x500000, 0x500010, 0x6000000}, // command line out of range: empty
 				})
 				p.str(0x600, "/initrd.cpio rdinit=/init")
