@@ -163,7 +163,7 @@ func rewriteNote(img []byte, f *elf.File) (int, error) {
 		}
 		namesz := binary.LittleEndian.Uint32(img[off:])
 		descsz := binary.LittleEndian.Uint32(img[off+4:])
-		if namesz != 4 || descsz < 4 || uint64(16+descsz) > p.Filesz {
+		if namesz != 4 || descsz < 4 || 16+uint64(descsz) > p.Filesz {
 			return 0, fmt.Errorf("%w: first note (namesz %d, descsz %d) cannot hold the PVH entry", ErrLayout, namesz, descsz)
 		}
 		binary.LittleEndian.PutUint32(img[off+8:], XenElfnotePhys32Entry)
