@@ -40,6 +40,9 @@ func (f *frameAllocator) add(start, end uint64) {
 func (f *frameAllocator) reserve(start, end uint64) {
 	start &^= pageSize - 1
 	end = (end + pageSize - 1) &^ (pageSize - 1)
+	if end <= start {
+		return // nothing to reserve: an empty range must not split a range (it would take a slot)
+	}
 	for i := 0; i < f.n; i++ {
 		r := &f.r[i]
 		if end <= r.next || start >= r.end {
