@@ -179,3 +179,10 @@ func outDebugExit(code uint32) { x86.Outl(DebugExitPort, code) }
 // LowPage returns a copy of physical page 0 (IVT and BIOS data area) taken at boot, before the
 // page was unmapped to catch nil pointers.
 func LowPage() []byte { return lowPage[:] }
+
+// FlushConsole waits until everything written to the console has left the UART.
+func FlushConsole() {
+	if BareMetal() {
+		uartFlush()
+	}
+}

@@ -274,6 +274,7 @@ func exitGroup(code int) {
 	kputs("\ngodwit: the Go runtime exited with status ")
 	kputdec(uint64(code))
 	kputs("\n")
+	uartFlush()
 	if exitHook != 0 {
 		// godwit.selftest: report through the debug-exit port if there is one.
 		outDebugExit(uint32(code))

@@ -260,5 +260,6 @@ func halt(why string) {
 	kputs("godwit: halted: ")
 	kputs(why)
 	kputs("\n")
+	uartFlush()
 	haltLoop()
 }

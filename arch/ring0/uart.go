@@ -19,12 +19,13 @@ const (
 	ierRDA   = 0x01
 	lcr8N1   = 0x03
 	lcrDLAB  = 0x80
-	fcrOn    = 0xC7 // enable, clear both FIFOs, 14-byte trigger
+	fcrOn    = 0x07 // enable, clear both FIFOs, 1-byte trigger (Bochs 2.7 reads stray NULs at higher triggers)
 	mcrDTR   = 0x01
 	mcrRTS   = 0x02
 	mcrOUT2  = 0x08 // gates the IRQ line on PC boards
 	lsrDR    = 0x01
 	lsrTHRE  = 0x20
+	lsrTEMT  = 0x40 // transmitter empty: holding and shift registers
 	rxBufLen = 4096
 )
 
@@ -62,6 +63,14 @@ func uartPutc(c byte) {
 		x86.Pause()
 	}
 	x86.Outb(com1+uartTHR, c)
+}
+
+// uartFlush waits until the last byte has left the UART, so that a shutdown right after a
+// message does not cut it off (Bochs stops at once).
+func uartFlush() {
+	for i := 0; uartPresent && i < 1_000_000 && x86.Inb(com1+uartLSR)&lsrTEMT == 0; i++ {
+		x86.Pause()
+	}
 }
 
 // consoleWrite writes p, turning "\n" into "\r\n" as a terminal's output processing would.

@@ -26,7 +26,7 @@ func main() {
 	in := h.BootInfo()
 	// There is no swap and no other process: keep the Go heap well inside physical memory, so
 	// the collector works harder instead of the host running out of frames.
-	limit := int64(h.Stats().FramesTotal*4096) * 3 / 4
+	limit := int64(h.Stats().FramesTotal*4096) * 2 / 3
 	debug.SetMemoryLimit(limit)
 	fmt.Printf("godwit %s: booted by %s, %d MiB usable, %s\n", version, boot.LoaderString(in.Loader),
 		h.Stats().FramesTotal>>8, h.features.Vendor)
@@ -42,6 +42,7 @@ func main() {
 			code = 0
 		}
 		// isa-debug-exit (QEMU rigs): QEMU exits with (code<<1)|1. Elsewhere the port is unused.
+		ring0.FlushConsole()
 		x86.Outl(ring0.DebugExitPort, code)
 		if err := poweroff(); err != nil {
 			fmt.Println("godwit:", err)

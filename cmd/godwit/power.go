@@ -43,6 +43,7 @@ func acpiPower() (*acpi.Power, error) {
 // poweroff turns the machine off: ACPI S5, then Bochs's shutdown port. It returns only if the
 // machine is still running.
 func poweroff() error {
+	ring0.FlushConsole()
 	io := acpi.HostPortIO()
 	var errs []error
 	if p, err := acpiPower(); err != nil {
@@ -59,6 +60,7 @@ func poweroff() error {
 // reboot resets the machine: ACPI reset register, the 8042 keyboard controller, then a triple
 // fault, which resets every x86 machine.
 func reboot() error {
+	ring0.FlushConsole()
 	io := acpi.HostPortIO()
 	if p, err := acpiPower(); err == nil {
 		p.Reset(io, acpi.PhysMemory{})
