@@ -68,17 +68,6 @@ func trap(tf *TrapFrame) {
 		deliverSignal(n)
 	}
 	*tf = n.regs
-	if straceOn {
-		kputs("[ret ip ")
-		kputhex(tf.IP)
-		kputs(" sp ")
-		kputhex(tf.SP)
-		kputs(" fl ")
-		kputhex(tf.Flags)
-		kputs(" thread ")
-		kputdec(uint64(cur))
-		kputs("]\n")
-	}
 	curFX = fxAddr(cur)
 	curFS = n.fsbase
 	if cur == 0 {
