@@ -2,7 +2,4 @@ module github.com/godwit-hv/godwit
 
 go 1.26.0
 
-require (
-	golang.org/x/arch v0.32.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
-)
+require golang.org/x/arch v0.32.0
