@@ -68,8 +68,14 @@ func newShell(in io.Reader, out io.Writer, h host) *shell {
 	} {
 		sh.cmds[c.name] = c
 	}
+	for _, c := range extraCommands {
+		sh.cmds[c.name] = c
+	}
 	return sh
 }
+
+// extraCommands are commands that other files of the kernel register from init functions.
+var extraCommands []*command
 
 // Run serves commands until the input ends.
 func (sh *shell) Run() error {
