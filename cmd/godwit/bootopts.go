@@ -7,8 +7,9 @@ import (
 
 // bootOptions are the kernel command-line options, all spelled godwit.NAME=VALUE.
 type bootOptions struct {
-	Selftest bool // godwit.selftest=1: run the self-test at boot, then power off
-	Strace   bool // godwit.strace=1: trace system calls on the console (read by arch/ring0)
+	Selftest bool   // godwit.selftest=1: run the self-test at boot, then power off
+	Strace   bool   // godwit.strace=1: trace system calls on the console (read by arch/ring0)
+	Backend  string // godwit.backend=vmx|svm|auto: force a virtualization backend
 }
 
 // parseBootOptions reads the command line. The loader may put the kernel's path first (GRUB
@@ -26,6 +27,15 @@ func parseBootOptions(cmdline string) (bootOptions, []string) {
 			warn = append(warn, fmt.Sprintf("ignoring %q: Godwit's options are godwit.NAME=VALUE", w))
 			continue
 		}
+		if key == "godwit.backend" {
+			switch val {
+			case "vmx", "svm", "auto":
+				o.Backend = val
+			default:
+				warn = append(warn, fmt.Sprintf("boot option godwit.backend: bad value %q, want vmx, svm or auto", val))
+			}
+			continue
+		}
 		var dst *bool
 		switch key {
 		case "godwit.selftest":
@@ -33,7 +43,7 @@ func parseBootOptions(cmdline string) (bootOptions, []string) {
 		case "godwit.strace":
 			dst = &o.Strace
 		default:
-			warn = append(warn, fmt.Sprintf("unknown boot option %q (known: godwit.selftest=0|1, godwit.strace=0|1)", key))
+			warn = append(warn, fmt.Sprintf("unknown boot option %q (known: godwit.selftest=0|1, godwit.strace=0|1, godwit.backend=vmx|svm|auto)", key))
 			continue
 		}
 		switch val {

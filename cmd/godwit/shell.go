@@ -93,7 +93,11 @@ func (sh *shell) Run() error {
 
 // Exec runs one command line, printing any error; the shell always goes on.
 func (sh *shell) Exec(line string) {
-	args := strings.Fields(line)
+	args, err := splitArgs(line)
+	if err != nil {
+		fmt.Fprintf(sh.out, "godwit: %v\n", err)
+		return
+	}
 	if len(args) == 0 {
 		return
 	}
@@ -115,6 +119,42 @@ func (sh *shell) Exec(line string) {
 			fmt.Fprintf(sh.out, "%s: %v\n", c.name, err)
 		}
 	}
+}
+
+// splitArgs splits a command line into words; double quotes group words (cmdline="a b"), and
+// a backslash escapes the next character.
+func splitArgs(line string) ([]string, error) {
+	var out []string
+	var cur strings.Builder
+	inWord, quoted := false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == '\\' && i+1 < len(line):
+			i++
+			cur.WriteByte(line[i])
+			inWord = true
+		case c == '"':
+			quoted = !quoted
+			inWord = true
+		case (c == ' ' || c == '\t') && !quoted:
+			if inWord {
+				out = append(out, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if quoted {
+		return nil, errors.New("unterminated quote")
+	}
+	if inWord {
+		out = append(out, cur.String())
+	}
+	return out, nil
 }
 
 func noArgs(args []string) error {
@@ -235,9 +275,8 @@ func cmdModules(sh *shell, args []string) error {
 	if in.NMods == 0 {
 		fmt.Fprintln(sh.out, "no modules")
 	}
-	for i := 0; i < in.NMods; i++ {
-		m := in.Mods[i]
-		fmt.Fprintf(sh.out, "  %#010x-%#010x %8d bytes  %s\n", m.Start, m.End, m.End-m.Start, in.ModCmdline(i))
+	for _, m := range modulesOf(in) {
+		fmt.Fprintf(sh.out, "  %-16s %#010x-%#010x %8d bytes  %s\n", m.Name, m.Start, m.End, m.End-m.Start, m.Args)
 	}
 	return nil
 }

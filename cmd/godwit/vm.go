@@ -1,0 +1,262 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/godwit-hv/godwit/boot"
+	"github.com/godwit-hv/godwit/hv"
+)
+
+// The `vm` and `modules` commands: guests from the modules the loader passed.
+
+// vmManager holds the VMs of this host.
+type vmManager struct {
+	mu  sync.Mutex
+	vms map[string]*hv.VM
+	// newVM builds a VM from a module (bare metal: vm_bare.go); tests replace it.
+	newVM func(name string, mod moduleRef, mem uint64, cmdline string) (*hv.VM, error)
+}
+
+var vms = &vmManager{vms: map[string]*hv.VM{}}
+
+// moduleRef is a boot module by name: the base name of its path; the words after the path are
+// its command line. Multiboot loaders put "path args" in the module string.
+type moduleRef struct {
+	Name, Args string
+	Start, End uint64
+}
+
+func modulesOf(in *boot.Info) []moduleRef {
+	var out []moduleRef
+	for i := 0; i < in.NMods; i++ {
+		s := strings.TrimSpace(in.ModCmdline(i))
+		p, args, _ := strings.Cut(s, " ")
+		name := path.Base(p)
+		if p == "" {
+			name = fmt.Sprintf("module%d", i)
+		}
+		out = append(out, moduleRef{Name: name, Args: strings.TrimSpace(args), Start: in.Mods[i].Start, End: in.Mods[i].End})
+	}
+	return out
+}
+
+func findModule(in *boot.Info, name string) (moduleRef, error) {
+	var names []string
+	for _, m := range modulesOf(in) {
+		if m.Name == name {
+			return m, nil
+		}
+		names = append(names, m.Name)
+	}
+	if len(names) == 0 {
+		return moduleRef{}, fmt.Errorf("no module %q: the loader passed no modules", name)
+	}
+	return moduleRef{}, fmt.Errorf("no module %q (have: %s)", name, strings.Join(names, ", "))
+}
+
+func init() {
+	extraCommands = append(extraCommands, &command{"vm",
+		"vm create NAME kernel=MODULE [mem=SIZE] [cmdline=\"...\"] | vm start|stop|delete|console|log NAME | vm list",
+		"create, run and inspect virtual machines", cmdVM})
+}
+
+// parseSize reads 64M, 1G, 2048K or a byte count.
+func parseSize(s string) (uint64, error) {
+	mult := uint64(1)
+	switch {
+	case strings.HasSuffix(s, "K"), strings.HasSuffix(s, "k"):
+		mult, s = 1<<10, s[:len(s)-1]
+	case strings.HasSuffix(s, "M"), strings.HasSuffix(s, "m"):
+		mult, s = 1<<20, s[:len(s)-1]
+	case strings.HasSuffix(s, "G"), strings.HasSuffix(s, "g"):
+		mult, s = 1<<30, s[:len(s)-1]
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n == 0 || n > (64<<30)/mult {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}
+
+const defaultGuestMem = 32 << 20
+
+func cmdVM(sh *shell, args []string) error {
+	if len(args) == 0 {
+		return errUsage
+	}
+	sub, rest := args[0], args[1:]
+	if sub == "list" {
+		if len(rest) != 0 {
+			return errUsage
+		}
+		return vmList(sh)
+	}
+	if len(rest) < 1 {
+		return errUsage
+	}
+	name := rest[0]
+	if sub == "create" {
+		return vmCreate(sh, name, rest[1:])
+	}
+	if len(rest) != 1 {
+		return errUsage
+	}
+	vms.mu.Lock()
+	vm := vms.vms[name]
+	vms.mu.Unlock()
+	if vm == nil {
+		return fmt.Errorf("no VM %q", name)
+	}
+	switch sub {
+	case "start":
+		if err := vm.Start(); err != nil {
+			return err
+		}
+		fmt.Fprintf(sh.out, "vm %s: started\n", name)
+	case "stop":
+		if err := vm.Stop(10 * time.Second); err != nil {
+			return err
+		}
+		fmt.Fprintf(sh.out, "vm %s: %s\n", name, vm.Info().Status)
+	case "delete":
+		if err := vm.Delete(); err != nil {
+			return err
+		}
+		vms.mu.Lock()
+		delete(vms.vms, name)
+		vms.mu.Unlock()
+		fmt.Fprintf(sh.out, "vm %s: deleted\n", name)
+	case "log":
+		sh.out.Write(vm.Console.Log())
+		fmt.Fprintln(sh.out)
+	case "console":
+		return vmConsole(sh, vm)
+	default:
+		return errUsage
+	}
+	return nil
+}
+
+func vmCreate(sh *shell, name string, opts []string) error {
+	if !validName(name) {
+		return fmt.Errorf("bad VM name %q: use letters, digits, '-' and '_'", name)
+	}
+	var kernel, cmdline string
+	mem := uint64(defaultGuestMem)
+	for _, o := range opts {
+		k, v, ok := strings.Cut(o, "=")
+		if !ok {
+			return fmt.Errorf("bad option %q: want key=value", o)
+		}
+		switch k {
+		case "kernel":
+			kernel = v
+		case "cmdline":
+			cmdline = v
+		case "mem":
+			n, err := parseSize(v)
+			if err != nil {
+				return err
+			}
+			if n%(2<<20) != 0 {
+				return fmt.Errorf("mem=%s: must be a multiple of 2 MiB", v)
+			}
+			mem = n
+		default:
+			return fmt.Errorf("unknown option %q (kernel=, mem=, cmdline=)", k)
+		}
+	}
+	if kernel == "" {
+		return errUsage
+	}
+	mod, err := findModule(sh.h.BootInfo(), kernel)
+	if err != nil {
+		return err
+	}
+	vms.mu.Lock()
+	defer vms.mu.Unlock()
+	if vms.vms[name] != nil {
+		return fmt.Errorf("a VM named %q exists", name)
+	}
+	if vms.newVM == nil {
+		return errors.New("no virtualization backend on this host")
+	}
+	vm, err := vms.newVM(name, mod, mem, cmdline)
+	if err != nil {
+		return err
+	}
+	vms.vms[name] = vm
+	fmt.Fprintf(sh.out, "vm %s: created (%s, %d MiB, kernel %s)\n", name, vm.Info().Backend, mem>>20, kernel)
+	return nil
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+func vmList(sh *shell) error {
+	vms.mu.Lock()
+	names := make([]string, 0, len(vms.vms))
+	for n := range vms.vms {
+		names = append(names, n)
+	}
+	list := make([]*hv.VM, 0, len(names))
+	sort.Strings(names)
+	for _, n := range names {
+		list = append(list, vms.vms[n])
+	}
+	vms.mu.Unlock()
+	if len(list) == 0 {
+		fmt.Fprintln(sh.out, "no VMs")
+		return nil
+	}
+	fmt.Fprintf(sh.out, "%-12s %-8s %-6s %s\n", "NAME", "STATE", "MEM", "STATUS / EXITS")
+	for _, vm := range list {
+		in := vm.Info()
+		fmt.Fprintf(sh.out, "%-12s %-8s %-6s %s\n", in.Name, in.State, fmt.Sprintf("%dM", in.MemSize>>20), in.Status)
+		var kinds []string
+		for k, n := range in.RawExits {
+			kinds = append(kinds, fmt.Sprintf("%s=%d", k, n))
+		}
+		sort.Strings(kinds)
+		if len(kinds) > 0 {
+			fmt.Fprintf(sh.out, "%-12s exits (%s): %s\n", "", in.Backend, strings.Join(kinds, " "))
+		}
+	}
+	return nil
+}
+
+// ctrlBracket detaches from a VM console, as in virsh console.
+const ctrlBracket = 0x1D
+
+func vmConsole(sh *shell, vm *hv.VM) error {
+	fmt.Fprintf(sh.out, "connected to %s's console; Ctrl-] detaches\n", vm.Name())
+	vm.Console.Attach(sh.out)
+	defer vm.Console.Attach(nil)
+	for {
+		b, err := sh.ed.in.ReadByte()
+		if err != nil {
+			return err
+		}
+		if b == ctrlBracket {
+			fmt.Fprintf(sh.out, "\ndetached from %s (%s)\n", vm.Name(), vm.Info().Status)
+			return nil
+		}
+		vm.SendInput([]byte{b})
+	}
+}

@@ -1,0 +1,64 @@
+package hv
+
+import (
+	"io"
+	"sync"
+)
+
+// Console is a VM's serial output: a ring buffer of the last bytes (what `vm log` shows) and,
+// while someone is attached (`vm console`), a copy to their writer.
+type Console struct {
+	mu       sync.Mutex
+	buf      []byte
+	start, n int
+	attached io.Writer
+	total    uint64
+}
+
+// NewConsole keeps the last size bytes.
+func NewConsole(size int) *Console { return &Console{buf: make([]byte, size)} }
+
+// Write implements io.Writer for the guest's UART.
+func (c *Console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total += uint64(len(p))
+	for _, b := range p {
+		if c.n < len(c.buf) {
+			c.buf[(c.start+c.n)%len(c.buf)] = b
+			c.n++
+		} else {
+			c.buf[c.start] = b
+			c.start = (c.start + 1) % len(c.buf)
+		}
+	}
+	if c.attached != nil {
+		c.attached.Write(p) // a slow or broken viewer must not stop the guest
+	}
+	return len(p), nil
+}
+
+// Log returns the buffered output, oldest first.
+func (c *Console) Log() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]byte, c.n)
+	for i := 0; i < c.n; i++ {
+		out[i] = c.buf[(c.start+i)%len(c.buf)]
+	}
+	return out
+}
+
+// Attach sends new output to w as well (nil detaches).
+func (c *Console) Attach(w io.Writer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.attached = w
+}
+
+// Total returns the number of bytes the guest wrote.
+func (c *Console) Total() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total
+}
