@@ -26,7 +26,11 @@ func TestParseBootOptions(t *testing.T) {
 		{"godwit.selftest", bootOptions{}, []string{`boot option godwit.selftest: bad value ""`}},
 		{"godwit.selftest=", bootOptions{}, []string{`boot option godwit.selftest: bad value ""`}},
 		{"godwit.strace=1 godwit.strace=maybe", bootOptions{Strace: true}, []string{`godwit.strace: bad value "maybe"`}},
-		{"godwit.frob=1", bootOptions{}, []string{`unknown boot option "godwit.frob" (known: godwit.selftest=0|1, godwit.strace=0|1)`}},
+		{"godwit.frob=1", bootOptions{}, []string{`unknown boot option "godwit.frob" (known: godwit.selftest=0|1, godwit.strace=0|1`}},
+		{"godwit.backend=svm", bootOptions{Backend: "svm"}, nil},
+		{"godwit.backend=vmx godwit.backend=auto", bootOptions{Backend: "auto"}, nil},
+		{"godwit.backend=kvm", bootOptions{}, []string{`boot option godwit.backend: bad value "kvm", want vmx, svm or auto`}},
+		{"godwit.backend=vmx godwit.backend=", bootOptions{Backend: "vmx"}, []string{`godwit.backend: bad value ""`}},
 		{"/boot/godwit console=ttyS0 quiet godwit.selftest=1", bootOptions{Selftest: true},
 			[]string{`ignoring "console=ttyS0": Godwit's options are godwit.NAME=VALUE`, `ignoring "quiet"`}},
 		{"console=ttyS0", bootOptions{}, []string{`ignoring "console=ttyS0"`}}, // a first word with "=" is not a path

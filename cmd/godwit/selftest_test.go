@@ -88,28 +88,17 @@ func TestSelftestFail(t *testing.T) {
 				c.Clock = func() time.Duration { return clock() / 10 }
 			},
 			fail:   map[string]bool{"timers": true},
-			detail: "sleep off by -90",
+			detail: "FAIL sleep off by -", // about -90%, depending on how late the sleep wakes
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := smallSelftest()
-			// The goroutine and GC checks pass in TestSelftestPass; keep this run short.
-			cfg.Goroutines, cfg.LiveMiB, cfg.ChurnMiB = 100, 4, 16
 			tt.adjust(&cfg)
 			var out strings.Builder
 			ok := runSelftest(&out, cfg)
 			t.Logf("\n%s", out.String())
-			if !tt.fail["gc"] {
-				// A 4 MiB live heap with 16 MiB of churn may see fewer than 3 cycles: do not
-				// judge gc here.
-				out2 := strings.Replace(out.String(), "selftest: gc         FAIL", "selftest: gc         ok   ", 1)
-				if out2 != out.String() {
-					ok = !strings.Contains(out2, " FAIL ")
-					out2 = strings.Replace(out2, "selftest: FAIL", map[bool]string{true: "selftest: PASS", false: "selftest: FAIL"}[ok], 1)
-				}
-				checkReport(t, out2, ok, tt.fail)
-			}
+			checkReport(t, out.String(), ok, tt.fail)
 			if !strings.Contains(out.String(), tt.detail) {
 				t.Errorf("report lacks %q", tt.detail)
 			}
