@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -275,5 +276,37 @@ func TestShellRun(t *testing.T) {
 	}
 	if panics != 1 {
 		t.Errorf("panicFn called %d times, want 1", panics)
+	}
+}
+
+func TestSplitArgs(t *testing.T) {
+	tests := []struct {
+		line string
+		want []string
+		err  bool
+	}{
+		{"", nil, false},
+		{" \t ", nil, false},
+		{"cpu", []string{"cpu"}, false},
+		{"  debug \t strace  on ", []string{"debug", "strace", "on"}, false},
+		{`vm create a cmdline="console=ttyS0 quiet"`, []string{"vm", "create", "a", "cmdline=console=ttyS0 quiet"}, false},
+		{`a "b c" d`, []string{"a", "b c", "d"}, false},
+		{`a ""`, []string{"a", ""}, false},
+		{`a\ b c`, []string{"a b", "c"}, false},
+		{`say \"hi\"`, []string{"say", `"hi"`}, false},
+		{`a\`, []string{`a\`}, false}, // a trailing backslash is kept
+		{`"a" "b`, nil, true},
+	}
+	for _, tt := range tests {
+		got, err := splitArgs(tt.line)
+		if (err != nil) != tt.err || !slices.Equal(got, tt.want) {
+			t.Errorf("splitArgs(%q) = %q, %v; want %q, error %v", tt.line, got, err, tt.want, tt.err)
+		}
+	}
+	var out strings.Builder
+	sh := newShell(strings.NewReader(""), &out, newFakeHost())
+	sh.Exec(`help "mem`)
+	if got, want := out.String(), "godwit: unterminated quote\n"; got != want {
+		t.Errorf("Exec(%q) printed %q, want %q", `help "mem`, got, want)
 	}
 }
