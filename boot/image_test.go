@@ -143,6 +143,10 @@ func checkPatched(t *testing.T, in, out []byte, info boot.PatchInfo, opt boot.Pa
 	}
 	var changed []span // what the patcher may write
 	if opt.Multiboot {
+		// QEMU's -kernel tries the Linux boot protocol first: "HdrS" at 0x202 would win.
+		if len(out) >= 0x206 && string(out[0x202:0x206]) == "HdrS" {
+			t.Errorf("bytes at 0x202 = \"HdrS\": QEMU would boot the image as a Linux bzImage")
+		}
 		off, h, ok := findMultiboot(out)
 		switch {
 		case !ok:
