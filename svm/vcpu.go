@@ -281,14 +281,25 @@ func (v *VCPU) prepare(c *ControlArea, s *SaveArea) (usedPending bool) {
 func (v *VCPU) finish(c *ControlArea) hv.Exit {
 	c.EventInj = 0
 	c.TLBControl = tlbControlNone
-	e := decodeExit(exitInfo{code: c.ExitCode, info1: c.ExitInfo1, info2: c.ExitInfo2, nrip: c.NRIP,
+	code := exitCode(c.ExitCode)
+	e := decodeExit(exitInfo{code: code, info1: c.ExitInfo1, info2: c.ExitInfo2, nrip: c.NRIP,
 		nrips: v.vm.b.f.NRIP})
-	if c.ExitCode == ExitCodeInvalid {
+	if code == ExitCodeInvalid {
 		e.Detail = checkDetail(check(v.vmcb, v.vm.b.lim))
 		return e
 	}
 	v.reinject = reinjectable(c.ExitIntInfo)
 	return e
+}
+
+// exitCode returns the EXITCODE as the manual defines it: 64 bits, VMEXIT_INVALID is -1.
+// QEMU's TCG writes the negative codes as 32-bit values (0xFFFFFFFF), so those are sign-
+// extended; no positive code comes near them (Appendix C).
+func exitCode(raw uint64) uint64 {
+	if raw>>32 == 0 && raw >= 0xFFFF_FFF0 {
+		return uint64(int64(int32(uint32(raw))))
+	}
+	return raw
 }
 
 // reinjectable returns the EXITINTINFO event to deliver again at the next entry, or 0.

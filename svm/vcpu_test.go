@@ -227,3 +227,14 @@ func TestASIDPool(t *testing.T) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+func TestExitCode(t *testing.T) {
+	for raw, want := range map[uint64]uint64{
+		0x7B: 0x7B, 0x400: 0x400, ^uint64(0): ExitCodeInvalid, 0xFFFF_FFFF: ExitCodeInvalid,
+		0xFFFF_FFFE: ExitCodeBusy,
+	} {
+		if got := exitCode(raw); got != want {
+			t.Errorf("exitCode(%#x) = %#x, want %#x", raw, got, want)
+		}
+	}
+}
