@@ -1,0 +1,36 @@
+package vmx_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/godwit-hv/godwit/internal/rig"
+)
+
+// TestBochsDebugVMX boots the kernel under Bochs (corei7_skylake_x: VMX with EPT, unrestricted
+// guest, VPID) and runs the admin shell's debug-vmx: VMXON, a VMCS, EPT over 2 MiB of guest RAM,
+// a real-mode guest that does OUT, IN, OUT imm8, CPUID, takes an injected external interrupt
+// once STI opens the window, spins (host timer interrupts exit it) and halts.
+// GODWIT_VMX_IMAGE boots another kernel than the rig's default (for example a private build).
+func TestBochsDebugVMX(t *testing.T) {
+	m := rig.Bochs(t, rig.Options{Image: os.Getenv("GODWIT_VMX_IMAGE"), Name: "vmx"})
+	m.Expect("godwit> ", 3*time.Minute)
+	m.SendLine("debug-vmx caps")
+	m.Expect("IA32_VMX_TRUE_ENTRY_CTLS", time.Minute)
+	m.Expect("godwit> ", time.Minute)
+	m.SendLine("debug-vmx")
+	m.Expect("VMXON ok", time.Minute)
+	for _, re := range []string{
+		`exit io +raw 30 "I/O instruction" +port 0x3f8 size 1 out al=0x56 rip 0x1005 next 0x1006`,
+		`exit io +raw 30 "I/O instruction" +port 0x3f8 size 1 in .* rip 0x1006 next 0x1007`,
+		`exit io +raw 30 "I/O instruction" +port 0x80 size 1 out .* rip 0x1007 next 0x1009`,
+		`exit cpuid +raw 10 "CPUID" +leaf 0x0 rip 0x100c next 0x100e`,
+		`exit io +raw 30 "I/O instruction" +port 0x81 size 1 out al=0xaa rip 0x1102 next 0x1104`,
+		`exit hlt +raw 12 "HLT" +rip 0x1018 next 0x1019`,
+		`guest halted; \d+ host interrupts while it ran; ecx = 0\r\n`,
+	} {
+		m.ExpectRegexp(re, time.Minute)
+	}
+	m.Expect("godwit> ", time.Minute)
+}
