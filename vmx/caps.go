@@ -261,7 +261,9 @@ func (c *Caps) VPID() bool {
 //     not acknowledged on exit and the host takes it through its own IDT once it enables
 //     interrupts again. NMIs are not intercepted.
 //   - primary: HLT, MWAIT and MONITOR exiting, I/O bitmaps (all ports intercepted), MSR bitmaps
-//     (all MSRs intercepted), the secondary controls; CR3 load/store exiting off (EPT).
+//     (all MSRs intercepted), the secondary controls; CR3 load/store exiting off (EPT). CR8
+//     load/store exiting: without a TPR shadow a 64-bit guest's MOV CR8 would reach the host's
+//     own local-APIC TPR and could mask the host's interrupts.
 //   - secondary: EPT, unrestricted guest, VPID when usable, RDTSCP and INVPCID when available
 //     (without them the guest takes #UD).
 //   - exit: 64-bit host, save and load IA32_EFER, save and load IA32_PAT when available, save
@@ -275,7 +277,8 @@ func (c *Caps) Controls() (Controls, error) {
 		return k, err
 	}
 	if k.Proc, err = adjust("primary processor-based", c.Procbased,
-		procHLTExiting|procUseIOBitmaps|procUseMSRBitmaps|procActivateSecondary,
+		procHLTExiting|procUseIOBitmaps|procUseMSRBitmaps|procActivateSecondary|
+			procCR8LoadExiting|procCR8StoreExiting,
 		procMWAITExiting|procMONITORExiting); err != nil {
 		return k, err
 	}
