@@ -33,4 +33,14 @@ func TestBochsDebugVMX(t *testing.T) {
 		m.ExpectRegexp(re, time.Minute)
 	}
 	m.Expect("godwit> ", time.Minute)
+
+	// 32-bit protected mode without paging, and 64-bit mode with the guest's own page tables:
+	// a port write, then a store beyond guest RAM (an EPT violation, reported as MMIO).
+	for _, tc := range []struct{ mode, char, hlt string }{{"pm", "0x50", "0x100c"}, {"long", "0x4c", "0x100e"}} {
+		m.SendLine("debug-vmx " + tc.mode)
+		m.ExpectRegexp(`exit io +raw 30 "I/O instruction" +port 0x3f8 size 1 out al=`+tc.char+` rip 0x1006 next 0x1007`, time.Minute)
+		m.ExpectRegexp(`exit mmio +raw 48 "EPT violation" +gpa 0x400000 write true fetch false rip 0x1007`, time.Minute)
+		m.ExpectRegexp(`exit hlt +raw 12 "HLT" +rip `+tc.hlt, time.Minute)
+		m.Expect("godwit> ", time.Minute)
+	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -16,8 +17,8 @@ import (
 // emulated) hardware.
 
 func init() {
-	extraCommands = append(extraCommands, &command{"debug-vmx", "debug-vmx [caps]",
-		"run a tiny real-mode guest on VT-x and print its exits / dump the VMX capability MSRs", cmdDebugVMX})
+	extraCommands = append(extraCommands, &command{"debug-vmx", "debug-vmx [real|pm|long|caps]",
+		"run a tiny real-mode, 32-bit or 64-bit guest on VT-x and print its exits / dump the VMX capability MSRs", cmdDebugVMX})
 }
 
 // vmxTestProgram is 16-bit code loaded at vmxTestRIP. The loop keeps the guest busy long
@@ -63,7 +64,11 @@ var vmxCapMSRs = []struct {
 }
 
 func cmdDebugVMX(sh *shell, args []string) error {
-	if len(args) > 1 || len(args) == 1 && args[0] != "caps" {
+	mode := "real"
+	if len(args) == 1 {
+		mode = args[0]
+	}
+	if len(args) > 1 || mode != "caps" && vmxModes[mode] == nil {
 		return errUsage
 	}
 	if !ring0.BareMetal() {
@@ -72,7 +77,7 @@ func cmdDebugVMX(sh *shell, args []string) error {
 	if f := sh.h.CPU(); !f.VMX {
 		return fmt.Errorf("%w: no VMX", hv.ErrNoHardware)
 	}
-	if len(args) == 1 {
+	if mode == "caps" {
 		for _, m := range vmxCapMSRs {
 			fmt.Fprintf(sh.out, "%-30s %#x = %#016x\n", m.name, m.msr, x86.Rdmsr(m.msr))
 		}
@@ -92,14 +97,9 @@ func cmdDebugVMX(sh *shell, args []string) error {
 	}
 	defer ring0.FreePages(pa, vmxTestMem/4096)
 	mem := &hv.Memory{Host: ring0.PageBytes(pa, vmxTestMem), HostPhys: pa}
-	ivt := []byte{vmxTestHandlerIP & 0xFF, vmxTestHandlerIP >> 8, 0, 0} // offset, segment 0
-	for _, w := range []struct {
-		b   []byte
-		gpa int64
-	}{{vmxTestProgram, vmxTestRIP}, {vmxTestHandler, vmxTestHandlerIP}, {ivt, vmxTestVector * 4}} {
-		if _, err := mem.WriteAt(w.b, w.gpa); err != nil {
-			return err
-		}
+	tm := vmxModes[mode]
+	if err := tm.load(mem); err != nil {
+		return err
 	}
 	vm, err := b.NewVM(mem)
 	if err != nil {
@@ -112,7 +112,7 @@ func cmdDebugVMX(sh *shell, args []string) error {
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		done <- runVMXTest(vm, lines)
+		done <- runVMXTest(vm, tm, lines)
 		close(lines)
 	}()
 	for l := range lines {
@@ -136,19 +136,21 @@ func realModeState(rip uint64) hv.CPUState {
 	return s
 }
 
-func runVMXTest(vm hv.BackendVM, out chan<- string) error {
+func runVMXTest(vm hv.BackendVM, tm *vmxMode, out chan<- string) error {
 	cpu, err := vm.NewVCPU(0)
 	if err != nil {
 		return err
 	}
 	defer cpu.Close()
-	s := realModeState(vmxTestRIP)
+	s := tm.state()
 	if err := cpu.SetState(&s); err != nil {
 		return err
 	}
-	// Queued while the guest has interrupts disabled: the backend waits for the window.
-	if err := cpu.Inject(hv.Event{Kind: hv.EventExternal, Vector: vmxTestVector}); err != nil {
-		return err
+	if tm.inject {
+		// Queued while the guest has interrupts disabled: the backend waits for the window.
+		if err := cpu.Inject(hv.Event{Kind: hv.EventExternal, Vector: vmxTestVector}); err != nil {
+			return err
+		}
 	}
 	interrupts := 0
 	for n := 0; n < vmxTestExits; n++ {
@@ -175,7 +177,11 @@ func runVMXTest(vm hv.BackendVM, out chan<- string) error {
 		case hv.ExitCPUID:
 			line += fmt.Sprintf(" leaf %#x", s.GPR[hv.RAX])
 			s.GPR[hv.RAX], s.GPR[hv.RBX], s.GPR[hv.RCX], s.GPR[hv.RDX] = 0, 0x77646f47, 0x20207469, 0x20202020 // "Godwit  "
-		case hv.ExitInvalidState, hv.ExitUnhandled, hv.ExitShutdown, hv.ExitException, hv.ExitMMIO:
+		case hv.ExitMMIO:
+			// The test programs' only MMIO access is a store of known length.
+			line += fmt.Sprintf(" gpa %#x write %v fetch %v", x.GPA, x.Write, x.Fetch)
+			x.NextRIP = s.RIP + uint64(tm.mmioLen)
+		case hv.ExitInvalidState, hv.ExitUnhandled, hv.ExitShutdown, hv.ExitException:
 			out <- line + fmt.Sprintf(" rip %#x gpa %#x detail %q", s.RIP, x.GPA, x.Detail)
 			return fmt.Errorf("unexpected exit %v", x.Kind)
 		}
@@ -194,4 +200,76 @@ func runVMXTest(vm hv.BackendVM, out chan<- string) error {
 		}
 	}
 	return fmt.Errorf("guest did not halt within %d exits", vmxTestExits)
+}
+
+// vmxMode is one debug-vmx guest: its program and its initial state.
+type vmxMode struct {
+	program []byte
+	mmioLen int  // length of the program's store to vmxTestMMIO
+	inject  bool // inject vmxTestVector before the first entry
+	long    bool // 64-bit: identity-mapping page tables at vmxTestPML4
+	state   func() hv.CPUState
+}
+
+const (
+	vmxTestMMIO = 0x400000 // beyond the guest's 2 MiB: no EPT mapping
+	vmxTestPML4 = 0x10000
+)
+
+var vmxModes = map[string]*vmxMode{
+	"real": {program: vmxTestProgram, inject: true, state: func() hv.CPUState { return realModeState(vmxTestRIP) }},
+	// 32-bit protected mode without paging: out dx, al ; mov [0x400000], eax ; hlt.
+	"pm": {program: []byte{0x66, 0xBA, 0xF8, 0x03, 0xB0, 'P', 0xEE, 0xA3, 0x00, 0x00, 0x40, 0x00, 0xF4},
+		mmioLen: 5, state: func() hv.CPUState {
+			s := realModeState(vmxTestRIP)
+			s.CR0 = 0x11 // PE, ET
+			s.CS = hv.Segment{Selector: 0x08, Limit: 0xFFFFFFFF, Attr: hv.SegP | hv.SegS | 0xB | hv.SegDB | hv.SegG}
+			flat := hv.Segment{Selector: 0x10, Limit: 0xFFFFFFFF, Attr: hv.SegP | hv.SegS | 0x3 | hv.SegDB | hv.SegG}
+			s.DS, s.ES, s.SS, s.FS, s.GS = flat, flat, flat, flat, flat
+			return s
+		}},
+	// 64-bit mode, paging on (1 GiB identity-mapped with 2 MiB pages): out dx, al ;
+	// mov [0x400000], eax ; hlt.
+	"long": {program: []byte{0x66, 0xBA, 0xF8, 0x03, 0xB0, 'L', 0xEE, 0x89, 0x04, 0x25, 0x00, 0x00, 0x40, 0x00, 0xF4},
+		mmioLen: 7, long: true, state: func() hv.CPUState {
+			s := realModeState(vmxTestRIP)
+			s.CR0 = 0x80000011 // PG, PE, ET
+			s.CR3 = vmxTestPML4
+			s.CR4 = 0x20   // PAE
+			s.EFER = 0x500 // LME, LMA
+			s.CS = hv.Segment{Selector: 0x08, Limit: 0xFFFFFFFF, Attr: hv.SegP | hv.SegS | 0xB | hv.SegL | hv.SegG}
+			flat := hv.Segment{Selector: 0x10, Limit: 0xFFFFFFFF, Attr: hv.SegP | hv.SegS | 0x3 | hv.SegDB | hv.SegG}
+			s.DS, s.ES, s.SS, s.FS, s.GS = flat, flat, flat, flat, flat
+			return s
+		}},
+}
+
+// load writes the program, the real-mode interrupt handler and its IVT entry and, for 64-bit
+// mode, the page tables into guest memory.
+func (tm *vmxMode) load(mem *hv.Memory) error {
+	ivt := []byte{vmxTestHandlerIP & 0xFF, vmxTestHandlerIP >> 8, 0, 0} // offset, segment 0
+	writes := []struct {
+		b   []byte
+		gpa int64
+	}{{tm.program, vmxTestRIP}, {vmxTestHandler, vmxTestHandlerIP}, {ivt, vmxTestVector * 4}}
+	if tm.long {
+		// PML4[0] -> PDPT, PDPT[0] -> PD, PD[i] = 2 MiB page i (present, writable, PS).
+		// Intel SDM Vol. 3A, 4.5 "4-Level Paging and 5-Level Paging".
+		pt := make([]byte, 3*4096)
+		binary.LittleEndian.PutUint64(pt[0:], vmxTestPML4+0x1000|3)
+		binary.LittleEndian.PutUint64(pt[0x1000:], vmxTestPML4+0x2000|3)
+		for i := uint64(0); i < 512; i++ {
+			binary.LittleEndian.PutUint64(pt[0x2000+8*i:], i<<21|0x83)
+		}
+		writes = append(writes, struct {
+			b   []byte
+			gpa int64
+		}{pt, vmxTestPML4})
+	}
+	for _, w := range writes {
+		if _, err := mem.WriteAt(w.b, w.gpa); err != nil {
+			return err
+		}
+	}
+	return nil
 }
