@@ -43,4 +43,11 @@ func TestBochsDebugVMX(t *testing.T) {
 		m.ExpectRegexp(`exit hlt +raw 12 "HLT" +rip `+tc.hlt, time.Minute)
 		m.Expect("godwit> ", time.Minute)
 	}
+
+	// A failed VM entry is reported, and the host carries on.
+	m.SendLine("debug-vmx bad")
+	m.ExpectRegexp(`exit invalid-state +raw 33 "VM-entry failure due to invalid guest state"`, time.Minute)
+	m.Expect("debug-vmx: unexpected exit invalid-state", time.Minute)
+	m.SendLine("debug-vmx")
+	m.Expect("guest halted", time.Minute)
 }

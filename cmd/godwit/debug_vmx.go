@@ -17,7 +17,7 @@ import (
 // emulated) hardware.
 
 func init() {
-	extraCommands = append(extraCommands, &command{"debug-vmx", "debug-vmx [real|pm|long|caps]",
+	extraCommands = append(extraCommands, &command{"debug-vmx", "debug-vmx [real|pm|long|bad|caps]",
 		"run a tiny real-mode, 32-bit or 64-bit guest on VT-x and print its exits / dump the VMX capability MSRs", cmdDebugVMX})
 }
 
@@ -146,6 +146,15 @@ func runVMXTest(vm hv.BackendVM, tm *vmxMode, out chan<- string) error {
 	if err := cpu.SetState(&s); err != nil {
 		return err
 	}
+	if tm.bad {
+		// A non-canonical IA32_SYSENTER_ESP fails the VM-entry checks on guest MSRs (Intel SDM
+		// Vol. 3C, 27.3.1.1), which Go's checker does not see: the entry fails with reason 33.
+		if v, ok := cpu.(*vmx.VCPU); ok {
+			if _, err := v.SetGuestMSR(0x175, 1<<63); err != nil {
+				return err
+			}
+		}
+	}
 	if tm.inject {
 		// Queued while the guest has interrupts disabled: the backend waits for the window.
 		if err := cpu.Inject(hv.Event{Kind: hv.EventExternal, Vector: vmxTestVector}); err != nil {
@@ -207,6 +216,7 @@ type vmxMode struct {
 	program []byte
 	mmioLen int  // length of the program's store to vmxTestMMIO
 	inject  bool // inject vmxTestVector before the first entry
+	bad     bool // make the entry fail
 	long    bool // 64-bit: identity-mapping page tables at vmxTestPML4
 	state   func() hv.CPUState
 }
@@ -217,6 +227,7 @@ const (
 )
 
 var vmxModes = map[string]*vmxMode{
+	"bad":  {program: vmxTestProgram, bad: true, state: func() hv.CPUState { return realModeState(vmxTestRIP) }},
 	"real": {program: vmxTestProgram, inject: true, state: func() hv.CPUState { return realModeState(vmxTestRIP) }},
 	// 32-bit protected mode without paging: out dx, al ; mov [0x400000], eax ; hlt.
 	"pm": {program: []byte{0x66, 0xBA, 0xF8, 0x03, 0xB0, 'P', 0xEE, 0xA3, 0x00, 0x00, 0x40, 0x00, 0xF4},
