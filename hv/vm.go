@@ -120,16 +120,18 @@ func (vm *VM) Name() string { return vm.cfg.Name }
 // Start loads the guest into fresh memory and runs it.
 func (vm *VM) Start() error {
 	vm.mu.Lock()
-	defer vm.mu.Unlock()
 	if vm.state != StateCreated && vm.state != StateStopped {
+		vm.mu.Unlock()
 		return fmt.Errorf("vm %s is %s: %w", vm.cfg.Name, vm.state, ErrState)
 	}
 	mem, free, err := vm.cfg.AllocMemory(vm.cfg.MemSize)
 	if err != nil {
+		vm.mu.Unlock()
 		return fmt.Errorf("vm %s: guest memory: %w", vm.cfg.Name, err)
 	}
 	init, err := vm.cfg.Boot(mem)
 	if err != nil {
+		vm.mu.Unlock()
 		free()
 		return fmt.Errorf("vm %s: loading the guest: %w", vm.cfg.Name, err)
 	}
@@ -143,9 +145,11 @@ func (vm *VM) Start() error {
 	vm.done = make(chan struct{})
 	vm.started = time.Now()
 	ready := make(chan error, 1)
+	done := vm.done
 	go vm.runVCPU(0, init, ready)
+	vm.mu.Unlock()
 	if err := <-ready; err != nil {
-		<-vm.done
+		<-done
 		return err
 	}
 	return nil
