@@ -16,9 +16,13 @@ QEMU      := qemu-system-x86_64
 QEMU_ARGS := -accel tcg -cpu max -m 1024 -display none -no-reboot \
              -device isa-debug-exit,iobase=0xf4,iosize=0x04
 
-.PHONY: all iso run run-iso test unit integration bench vet deps clean
+.PHONY: all iso run run-iso test unit integration bench vet deps clean guests
 
-all: bin/godwit $(TOOLS)
+all: bin/godwit $(TOOLS) guests
+
+# Test guests of the project's own (GNU as), multiboot kernels for the VM tests.
+guests:
+	$(MAKE) -C testdata/guests OUT=$(abspath bin/guests)
 
 bin/godwit.elf: $(GOFILES) go.mod
 	@mkdir -p bin

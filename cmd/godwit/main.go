@@ -49,6 +49,7 @@ func main() {
 		}
 		return
 	}
+	setupVMs(opts.Backend, h.features)
 	sh := newShell(os.Stdin, os.Stdout, h)
 	fmt.Println("godwit: admin shell on the console; type 'help'")
 	if err := sh.Run(); err != nil {
