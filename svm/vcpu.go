@@ -229,9 +229,21 @@ func (v *VCPU) Run() (hv.Exit, error) {
 		return hv.Exit{}, fmt.Errorf("svm: vcpu %d: run: %w: vcpu closed", v.id, hv.ErrEntryFailed)
 	}
 	c, s := &v.vmcb.Control, &v.vmcb.Save
+	if v.window && v.reinject == 0 && v.pending == 0 && s.RFLAGS&rflagsIF != 0 && c.IntShadow&intShadowBit == 0 {
+		// The window is already open: the guest can take an interrupt before its next
+		// instruction, so there is no need to enter it to find out. (Bochs 2.7 also never
+		// raises VMEXIT_VINTR for a guest entered with IF already set; it does once the
+		// guest executes STI.) AMD APM Vol. 2, 15.21.4.
+		return hv.Exit{Kind: hv.ExitInterruptWindow, Raw: ExitCodeVIntr, RawName: "VMEXIT_VINTR",
+			Detail: "window open at entry; not entered"}, nil
+	}
 	usedPending := v.prepare(c, s)
+	// The checks run before every entry, also when they do not stop it: after VMEXIT_INVALID
+	// the VMCB may no longer hold the state VMRUN refused (Bochs writes the partly loaded
+	// state back), so the Detail is computed from what was given to VMRUN.
+	bad := check(v.vmcb, v.vm.b.lim)
 	if !v.noCheck {
-		if bad := check(v.vmcb, v.vm.b.lim); len(bad) > 0 {
+		if len(bad) > 0 {
 			if usedPending {
 				v.pending = c.EventInj
 			} else if c.EventInj != 0 {
@@ -246,7 +258,7 @@ func (v *VCPU) Run() (hv.Exit, error) {
 		}
 	}
 	vmrun(v.pa)
-	return v.finish(c), nil
+	return v.finish(c, bad), nil
 }
 
 // prepare writes what changes between entries: the event to inject, the virtual interrupt
@@ -278,14 +290,15 @@ func (v *VCPU) prepare(c *ControlArea, s *SaveArea) (usedPending bool) {
 }
 
 // finish decodes the #VMEXIT and keeps an interrupted event for re-injection.
-func (v *VCPU) finish(c *ControlArea) hv.Exit {
+// bad is what the checks said of the state before the entry.
+func (v *VCPU) finish(c *ControlArea, bad []string) hv.Exit {
 	c.EventInj = 0
 	c.TLBControl = tlbControlNone
 	code := exitCode(c.ExitCode)
 	e := decodeExit(exitInfo{code: code, info1: c.ExitInfo1, info2: c.ExitInfo2, nrip: c.NRIP,
 		nrips: v.vm.b.f.NRIP})
 	if code == ExitCodeInvalid {
-		e.Detail = checkDetail(check(v.vmcb, v.vm.b.lim))
+		e.Detail = checkDetail(bad)
 		return e
 	}
 	v.reinject = reinjectable(c.ExitIntInfo)

@@ -2,6 +2,7 @@ package svm
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/godwit-hv/godwit/arch/x86"
@@ -125,7 +126,7 @@ func TestPrepareAndFinish(t *testing.T) {
 	// The exit interrupted the delivery of the event: it is re-injected at the next entry,
 	// before anything queued meanwhile.
 	c.ExitCode, c.ExitIntInfo, c.NRIP = ExitCodeIntr, 0x8000_0030, 0
-	e := v.finish(c)
+	e := v.finish(c, nil)
 	if e.Kind != hv.ExitInterrupt || c.EventInj != 0 || c.TLBControl != 0 {
 		t.Errorf("finish: %+v eventinj %#x tlb %d", e, c.EventInj, c.TLBControl)
 	}
@@ -137,7 +138,7 @@ func TestPrepareAndFinish(t *testing.T) {
 			c.EventInj, c.VIntr, c.InterceptMsc1, c.TLBControl)
 	}
 	c.ExitCode, c.ExitIntInfo, c.NRIP = ExitCodeHLT, 0, 0x2019
-	if e := v.finish(c); e.Kind != hv.ExitHLT || e.NextRIP != 0x2019 {
+	if e := v.finish(c, nil); e.Kind != hv.ExitHLT || e.NextRIP != 0x2019 {
 		t.Errorf("finish(HLT) = %+v", e)
 	}
 	v.prepare(c, s)
@@ -156,8 +157,7 @@ func TestPrepareAndFinish(t *testing.T) {
 		t.Errorf("flush repeated: tlb %d", c.TLBControl)
 	}
 	c.ExitCode = ExitCodeInvalid
-	s.EFER &^= eferSVME
-	if e := v.finish(c); e.Kind != hv.ExitInvalidState || e.Detail == "" {
+	if e := v.finish(c, []string{"EFER.SVME is zero"}); e.Kind != hv.ExitInvalidState || !strings.Contains(e.Detail, "SVME") {
 		t.Errorf("finish(INVALID) = %+v", e)
 	}
 }
@@ -236,5 +236,33 @@ func TestExitCode(t *testing.T) {
 		if got := exitCode(raw); got != want {
 			t.Errorf("exitCode(%#x) = %#x, want %#x", raw, got, want)
 		}
+	}
+}
+
+// Run returns before VMRUN when the window is already open or the state fails the checks, so
+// these paths run in user space.
+func TestRunWithoutEntry(t *testing.T) {
+	v := newTestVCPU()
+	st := longModeState()
+	st.RFLAGS |= rflagsIF
+	v.SetState(&st)
+	v.SetInterruptWindow(true)
+	if e, err := v.Run(); err != nil || e.Kind != hv.ExitInterruptWindow {
+		t.Errorf("Run with the window open = %+v, %v, want interrupt-window", e, err)
+	}
+	v.SetInterruptWindow(false)
+	st.CR4 &^= cr4PAE
+	v.SetState(&st)
+	v.Inject(hv.Event{Kind: hv.EventExternal, Vector: 0x40})
+	e, err := v.Run()
+	if err != nil || e.Kind != hv.ExitInvalidState || !strings.Contains(e.Detail, "CR4.PAE is zero") {
+		t.Errorf("Run with a bad state = %+v, %v, want invalid-state naming CR4.PAE", e, err)
+	}
+	if v.pending != 0x8000_0040 || !v.flushReq.Load() {
+		t.Errorf("refused entry lost the queued event (%#x) or the flush (%v)", v.pending, v.flushReq.Load())
+	}
+	v.Close()
+	if _, err := v.Run(); !errorsIs(err, hv.ErrEntryFailed) {
+		t.Errorf("Run after Close = %v, want ErrEntryFailed", err)
 	}
 }

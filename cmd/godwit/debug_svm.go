@@ -18,7 +18,7 @@ import (
 func init() {
 	extraCommands = append(extraCommands, &command{
 		name:  "debug-svm",
-		usage: "debug-svm [invalid | spin]",
+		usage: "debug-svm [invalid | spin | spin-cli]",
 		help:  "run a tiny guest on AMD-V and print its exits (invalid: entry checks; spin: host interrupts)",
 		run:   cmdDebugSVM,
 	})
@@ -47,15 +47,16 @@ const (
 
 // dbgProgram is the guest's main code, at dbgCode.
 var dbgProgram = []byte{
-	0x66, 0xBA, 0xF8, 0x03, // 2000 mov dx, 0x3f8
-	0xB0, 'S', //               2004 mov al, 'S'
-	0xEE,       //              2006 out dx, al            -> io
-	0x0F, 0xA2, //              2007 cpuid                 -> cpuid
-	0xB9, 0x10, 0, 0, 0, //     2009 mov ecx, 0x10
-	0x0F, 0x32, //              200E rdmsr                 -> rdmsr
-	0xA3, 0, 0, 0x40, 0, //     2010 mov [0x400000], eax   -> mmio (npf)
-	0x0F, 0x01, 0xD9, //        2015 vmmcall               -> hypercall
-	0xF4, //                    2018 hlt                   -> hlt
+	0xFB,                   // 2000 sti                   (entered with IF=0: the window opens here)
+	0x66, 0xBA, 0xF8, 0x03, // 2001 mov dx, 0x3f8
+	0xB0, 'S', //               2005 mov al, 'S'
+	0xEE,       //              2007 out dx, al            -> io
+	0x0F, 0xA2, //              2008 cpuid                 -> cpuid
+	0xB9, 0x10, 0, 0, 0, //     200A mov ecx, 0x10
+	0x0F, 0x32, //              200F rdmsr                 -> rdmsr
+	0xA3, 0, 0, 0x40, 0, //     2011 mov [0x400000], eax   -> mmio (npf)
+	0x0F, 0x01, 0xD9, //        2016 vmmcall               -> hypercall
+	0xF4, //                    2019 hlt                   -> hlt
 }
 
 // dbgHandlerCode is the handler of vector dbgVector, at dbgHandler.
@@ -68,21 +69,24 @@ var dbgHandlerCode = []byte{
 	0xCF, //                    210B iret
 }
 
-// dbgSpinProgram, at dbgSpinCode, spins with interrupts disabled: only host interrupts
-// (VMEXIT_INTR, with V_INTR_MASKING the guest's IF does not block them) end its runs.
+// dbgSpinProgram, at dbgSpinCode, spins with interrupts enabled, then (entered at 0x3003)
+// disabled: only host interrupts (VMEXIT_INTR; with V_INTR_MASKING the guest's IF does not
+// block them) end its runs.
 var dbgSpinProgram = []byte{
-	0xFA,       // 3000 cli
+	0xFB,       // 3000 sti
 	0xEB, 0xFE, // 3001 jmp $
+	0xFA,       // 3003 cli
+	0xEB, 0xFE, // 3004 jmp $
 }
 
 // dbgInsnLen gives the length of each instruction that exits, for when the hardware gives no
 // next RIP (QEMU has no nRIP save; the core will decode instead).
-var dbgInsnLen = map[uint64]uint64{0x2006: 1, 0x2007: 2, 0x200E: 2, 0x2010: 5, 0x2015: 3, 0x2018: 1, 0x2108: 1}
+var dbgInsnLen = map[uint64]uint64{0x2007: 1, 0x2008: 2, 0x200F: 2, 0x2011: 5, 0x2016: 3, 0x2019: 1, 0x2108: 1}
 
 func cmdDebugSVM(sh *shell, args []string) error {
 	mode := ""
 	switch {
-	case len(args) == 1 && (args[0] == "invalid" || args[0] == "spin"):
+	case len(args) == 1 && (args[0] == "invalid" || args[0] == "spin" || args[0] == "spin-cli"):
 		mode = args[0]
 	case len(args) != 0:
 		return errUsage
@@ -122,7 +126,9 @@ func cmdDebugSVM(sh *shell, args []string) error {
 		case "invalid":
 			done <- dbgInvalid(sh, vcpu.(*svm.VCPU))
 		case "spin":
-			done <- dbgSpin(sh, vcpu)
+			done <- dbgSpin(sh, vcpu, false)
+		case "spin-cli":
+			done <- dbgSpin(sh, vcpu, true)
 		default:
 			done <- dbgRun(sh, vcpu)
 		}
@@ -169,6 +175,10 @@ func dbgState() hv.CPUState {
 
 func dbgRun(sh *shell, vcpu hv.BackendVCPU) error {
 	st := dbgState()
+	if err := vcpu.SetState(&st); err != nil {
+		return err
+	}
+	st.RFLAGS = 0x2 // IF clear until the guest's STI
 	if err := vcpu.SetState(&st); err != nil {
 		return err
 	}
@@ -268,10 +278,19 @@ func dbgInvalid(sh *shell, v *svm.VCPU) error {
 }
 
 // dbgSpin runs a guest that never exits by itself until the host has taken dbgSpinIRQs
-// interrupts through VMEXIT_INTR, and shows that the host's clock went on meanwhile.
-func dbgSpin(sh *shell, vcpu hv.BackendVCPU) error {
+// interrupts through VMEXIT_INTR, with the guest's IF set or (cli) clear. Under Bochs 2.7 the
+// cli variant never exits: Bochs masks host interrupts by the guest's IF despite
+// V_INTR_MASKING (QEMU does not).
+func dbgSpin(sh *shell, vcpu hv.BackendVCPU, cli bool) error {
+	phase := struct {
+		name string
+		rip  uint64
+	}{"sti; jmp $", dbgSpinCode}
+	if cli {
+		phase.name, phase.rip = "cli; jmp $", dbgSpinCode+3
+	}
 	st := dbgState()
-	st.RIP = dbgSpinCode
+	st.RIP = phase.rip
 	if err := vcpu.SetState(&st); err != nil {
 		return err
 	}
@@ -295,7 +314,7 @@ func dbgSpin(sh *shell, vcpu hv.BackendVCPU) error {
 	if err := vcpu.State(&st); err != nil {
 		return err
 	}
-	fmt.Fprintf(sh.out, "svm: %d host interrupts ended guest runs (VMEXIT_INTR) in %v; guest at rip %#x rflags %#x\n",
-		irqs, time.Since(start).Round(time.Millisecond), st.RIP, st.RFLAGS)
+	fmt.Fprintf(sh.out, "svm: %s: %d host interrupts ended guest runs (VMEXIT_INTR) in %v; guest at rip %#x rflags %#x\n",
+		phase.name, irqs, time.Since(start).Round(time.Millisecond), st.RIP, st.RFLAGS)
 	return nil
 }
