@@ -1,4 +1,4 @@
-// vmrun, declared in run.go. The offsets are checked against run.go and vmcb.go by
+// vmrun, declared in svm_amd64.go. The offsets are checked against run.go and vmcb.go by
 // layout_test.go. AMD APM Vol. 2, 15.5 "VMRUN Instruction", 15.6 "#VMEXIT".
 
 #include "textflag.h"

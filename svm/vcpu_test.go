@@ -266,3 +266,23 @@ func TestRunWithoutEntry(t *testing.T) {
 		t.Errorf("Run after Close = %v, want ErrEntryFailed", err)
 	}
 }
+
+// The per-entry work around VMRUN does not allocate for the exits the core loops on.
+func TestEntryExitNoAlloc(t *testing.T) {
+	v := newTestVCPU()
+	st := longModeState()
+	v.SetState(&st)
+	c, s := &v.vmcb.Control, &v.vmcb.Save
+	for _, code := range []uint64{ExitCodeIOIO, ExitCodeNPF, ExitCodeCPUID, ExitCodeMSR, ExitCodeHLT,
+		ExitCodeIntr, ExitCodeVIntr, ExitCodeVMMCALL} {
+		n := testing.AllocsPerRun(100, func() {
+			v.prepare(c, s)
+			bad := check(v.vmcb, v.vm.b.lim)
+			c.ExitCode, c.ExitInfo1 = code, 0x3F8<<16|ioioSZ8
+			v.finish(c, bad)
+		})
+		if n != 0 {
+			t.Errorf("entry/exit work for %s allocates %v times", ExitCodeName(code), n)
+		}
+	}
+}
