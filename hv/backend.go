@@ -99,6 +99,10 @@ type CPUState struct {
 	GDTR, IDTR             Table
 	DR6, DR7               uint64
 	PAT                    uint64
+	// TSCOffset is added to the host's TSC to give the guest's (RDTSC, RDMSR TSC): a guest
+	// WRMSR to IA32_TSC changes it. AMD APM Vol. 2, 15.30.5 "TSC Offset"; Intel SDM Vol. 3C,
+	// 26.6.5 "Time-Stamp Counter Offset and Multiplier".
+	TSCOffset uint64
 	// Interruptibility: the guest executed STI or MOV SS just before the exit (an interrupt
 	// cannot be delivered before the next instruction).
 	InterruptShadow bool

@@ -62,7 +62,7 @@ func readMSR(s *CPUState, st *msrStore, tsc func() uint64, msr uint32) (uint64, 
 	case MSRPAT:
 		return s.PAT, true
 	case MSRTSC:
-		return tsc(), true
+		return tsc() + s.TSCOffset, true
 	case MSRAPICBase:
 		return apicBaseDefault, true
 	case MSRMTRRCap, MSRMTRRDefType:
@@ -81,7 +81,7 @@ func readMSR(s *CPUState, st *msrStore, tsc func() uint64, msr uint32) (uint64, 
 }
 
 // writeMSR applies a guest write, or returns false for #GP.
-func writeMSR(s *CPUState, st *msrStore, msr uint32, v uint64) bool {
+func writeMSR(s *CPUState, st *msrStore, tsc func() uint64, msr uint32, v uint64) bool {
 	switch msr {
 	case MSREFER:
 		if v&^eferValid != 0 {
@@ -98,7 +98,10 @@ func writeMSR(s *CPUState, st *msrStore, msr uint32, v uint64) bool {
 		}
 		s.PAT = v
 		return true
-	case MSRTSC, MSRAPICBase, MSRMTRRDefType, MSRMiscEnable:
+	case MSRTSC:
+		s.TSCOffset = v - tsc() // the guest's TSC reads v now and counts on from there
+		return true
+	case MSRAPICBase, MSRMTRRDefType, MSRMiscEnable:
 		return true // accepted and ignored until the timer and APIC models need them
 	case MSRFSBase:
 		s.FS.Base = v

@@ -107,7 +107,7 @@ func (c *vcpu) handle(e Exit) action {
 	case ExitWRMSR:
 		return c.withState(func() action {
 			v := c.st.GPR[RAX]&0xFFFF_FFFF | c.st.GPR[RDX]<<32
-			if !writeMSR(&c.st, &c.msrs, uint32(c.st.GPR[RCX]), v) {
+			if !writeMSR(&c.st, &c.msrs, c.vm.cfg.TSC, uint32(c.st.GPR[RCX]), v) {
 				return c.inject(Event{Kind: EventException, Vector: vecGP, HasErr: true})
 			}
 			return c.advance(e)

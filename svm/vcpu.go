@@ -140,6 +140,7 @@ func (v *VCPU) setState(s *hv.CPUState) {
 	sv.IDTR = VMCBSegment{Limit: s.IDTR.Limit, Base: s.IDTR.Base}
 	sv.DR6, sv.DR7 = s.DR6, s.DR7
 	sv.GPAT = s.PAT
+	v.vmcb.Control.TSCOffset = s.TSCOffset
 	sv.CPL = cpl(sv)
 	if s.InterruptShadow {
 		v.vmcb.Control.IntShadow |= intShadowBit
@@ -166,6 +167,7 @@ func (v *VCPU) State(s *hv.CPUState) error {
 	s.IDTR = hv.Table{Limit: sv.IDTR.Limit, Base: sv.IDTR.Base}
 	s.DR6, s.DR7 = sv.DR6, sv.DR7
 	s.PAT = sv.GPAT
+	s.TSCOffset = v.vmcb.Control.TSCOffset
 	s.InterruptShadow = v.vmcb.Control.IntShadow&intShadowBit != 0
 	return nil
 }

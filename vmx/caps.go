@@ -278,7 +278,7 @@ func (c *Caps) Controls() (Controls, error) {
 	}
 	if k.Proc, err = adjust("primary processor-based", c.Procbased,
 		procHLTExiting|procUseIOBitmaps|procUseMSRBitmaps|procActivateSecondary|
-			procCR8LoadExiting|procCR8StoreExiting,
+			procCR8LoadExiting|procCR8StoreExiting|procUseTSCOffsetting,
 		procMWAITExiting|procMONITORExiting); err != nil {
 		return k, err
 	}

@@ -79,9 +79,9 @@ func TestControls(t *testing.T) {
 		// exit: allowed-0 0x36dfb plus save debug, 64-bit host, save/load PAT and EFER.
 		// entry: allowed-0 0x11fb plus load debug, load PAT, load EFER; IA-32e mode per entry.
 		{"bochs corei7_skylake_x", bochsSkylakeX,
-			Controls{Pin: 0x17, Proc: 0xb61865f2, Proc2: 0x10aa, Exit: 0x3f6fff, Entry: 0xd1ff, VPID: true, PAT: true}, 0x2b},
+			Controls{Pin: 0x17, Proc: 0xb61865fa, Proc2: 0x10aa, Exit: 0x3f6fff, Entry: 0xd1ff, VPID: true, PAT: true}, 0x2b},
 		{"skylake server", realServer,
-			Controls{Pin: 0x17, Proc: 0xb61865f2, Proc2: 0x10aa, Exit: 0x3f6fff, Entry: 0xd1ff, VPID: true, PAT: true}, 4},
+			Controls{Pin: 0x17, Proc: 0xb61865fa, Proc2: 0x10aa, Exit: 0x3f6fff, Entry: 0xd1ff, VPID: true, PAT: true}, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ReadCaps(reader(t, tc.msrs))
@@ -129,7 +129,7 @@ func TestControlsWithoutTrueMSRs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := uint32(0xb619e5f2); got.Proc != want {
+	if want := uint32(0xb619e5fa); got.Proc != want {
 		t.Errorf("Proc = %#x, want %#x (CR3 load/store exiting forced)", got.Proc, want)
 	}
 	if got.Entry&entryLoadDebugControls == 0 || got.Exit&exitSaveDebugControls == 0 {

@@ -73,6 +73,7 @@ func (v *VCPU) SetState(s *hv.CPUState) error {
 	b.w(cr4GuestHostMask, cr4Mask)
 	b.w(cr4ReadShadow, st.CR4)
 	b.w(guestEFER, st.EFER)
+	b.w(tscOffset, st.TSCOffset)
 	if v.ctl.PAT {
 		b.w(guestPAT, st.PAT)
 	}
@@ -127,6 +128,7 @@ func (v *VCPU) State(s *hv.CPUState) error {
 	s.CR2 = v.regs.cr2
 	s.RIP = b.r(guestRIP)
 	s.RFLAGS = b.r(guestRFLAGS)
+	s.TSCOffset = b.r(tscOffset)
 	cr0Mask := b.r(cr0GuestHostMask)
 	s.CR0 = b.r(guestCR0)&^cr0Mask | b.r(cr0ReadShadow)&cr0Mask
 	cr4Mask := b.r(cr4GuestHostMask)

@@ -63,7 +63,7 @@ func findModule(in *boot.Info, name string) (moduleRef, error) {
 
 func init() {
 	extraCommands = append(extraCommands, &command{"vm",
-		"vm create NAME kernel=MODULE [mem=SIZE] [cmdline=\"...\"] | vm start|stop|delete|console|log NAME | vm list",
+		"vm create NAME kernel=MODULE [mem=SIZE] [cmdline=\"...\"] | vm start|stop|wait|delete|console|log NAME | vm list",
 		"create, run and inspect virtual machines", cmdVM})
 }
 
@@ -133,6 +133,11 @@ func cmdVM(sh *shell, args []string) error {
 		delete(vms.vms, name)
 		vms.mu.Unlock()
 		fmt.Fprintf(sh.out, "vm %s: deleted\n", name)
+	case "wait":
+		if !vm.Wait(5 * time.Minute) {
+			return fmt.Errorf("vm %s still running after 5 minutes", name)
+		}
+		fmt.Fprintf(sh.out, "vm %s: %s\n", name, vm.Info().Status)
 	case "log":
 		sh.out.Write(vm.Console.Log())
 		fmt.Fprintln(sh.out)

@@ -42,7 +42,9 @@ menuentry "Godwit (rig)" {
 	}
 	b.WriteString("\n")
 	for _, m := range mods {
-		b.WriteString("\tmodule /boot/modules/" + m.Name)
+		// GRUB 2 passes only the words after the file to the kernel; put the original file
+		// name first so the module string reads "name args", as QEMU's -initrd gives it.
+		b.WriteString("\tmodule /boot/modules/" + m.Name + " " + filepath.Base(m.Src))
 		if m.Args != "" {
 			b.WriteString(" " + grubQuote(m.Args))
 		}
