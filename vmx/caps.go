@@ -216,6 +216,10 @@ func bitList(v uint32) string {
 type Controls struct {
 	Pin, Proc, Proc2, Exit, Entry uint32
 	VPID, PAT                     bool // VPID enabled; IA32_PAT switched on entry and exit
+	// PreemptionTimer: the VMX-preemption timer is active; it counts down at the TSC rate
+	// shifted right by PreemptionShift.
+	PreemptionTimer bool
+	PreemptionShift uint
 }
 
 // Check reports whether this CPU can run Godwit's guests: VMX enabled in IA32_FEATURE_CONTROL
@@ -273,9 +277,14 @@ func (c *Caps) VPID() bool {
 func (c *Caps) Controls() (Controls, error) {
 	var k Controls
 	var err error
-	if k.Pin, err = adjust("pin-based", c.Pinbased, pinExternalInterruptExiting, 0); err != nil {
+	// The VMX-preemption timer bounds every guest run even when the guest keeps interrupts
+	// off: external-interrupt exiting should already, but an emulator (Bochs 2.7) gates it on
+	// the guest's RFLAGS.IF. Intel SDM Vol. 3C, 26.5.1 "VMX-Preemption Timer".
+	if k.Pin, err = adjust("pin-based", c.Pinbased, pinExternalInterruptExiting, pinPreemptionTimer); err != nil {
 		return k, err
 	}
+	k.PreemptionTimer = k.Pin&pinPreemptionTimer != 0
+	k.PreemptionShift = uint(c.Misc & 0x1F) // A.6: the timer counts TSC >> IA32_VMX_MISC[4:0]
 	if k.Proc, err = adjust("primary processor-based", c.Procbased,
 		procHLTExiting|procUseIOBitmaps|procUseMSRBitmaps|procActivateSecondary|
 			procCR8LoadExiting|procCR8StoreExiting|procUseTSCOffsetting,

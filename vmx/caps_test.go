@@ -75,13 +75,16 @@ func TestControls(t *testing.T) {
 		// pin: the TRUE allowed-0 bits 1, 2, 4 plus external-interrupt exiting.
 		// proc: TRUE allowed-0 0x04006172 (CR3 exiting may be 0) plus HLT, MWAIT, CR8 load/store,
 		//   I/O bitmaps, MSR bitmaps, MONITOR, secondary.
+		// pin: external-interrupt exiting, NMI exiting defaults, the preemption timer.
 		// proc2: EPT, RDTSCP, VPID, unrestricted guest, INVPCID.
 		// exit: allowed-0 0x36dfb plus save debug, 64-bit host, save/load PAT and EFER.
 		// entry: allowed-0 0x11fb plus load debug, load PAT, load EFER; IA-32e mode per entry.
 		{"bochs corei7_skylake_x", bochsSkylakeX,
-			Controls{Pin: 0x17, Proc: 0xb61865fa, Proc2: 0x10aa, Exit: 0x3f6fff, Entry: 0xd1ff, VPID: true, PAT: true}, 0x2b},
+			Controls{Pin: 0x57, Proc: 0xb61865fa, Proc2: 0x10aa, Exit: 0x3f6fff, Entry: 0xd1ff, VPID: true, PAT: true,
+				PreemptionTimer: true, PreemptionShift: 0}, 0x2b},
 		{"skylake server", realServer,
-			Controls{Pin: 0x17, Proc: 0xb61865fa, Proc2: 0x10aa, Exit: 0x3f6fff, Entry: 0xd1ff, VPID: true, PAT: true}, 4},
+			Controls{Pin: 0x57, Proc: 0xb61865fa, Proc2: 0x10aa, Exit: 0x3f6fff, Entry: 0xd1ff, VPID: true, PAT: true,
+				PreemptionTimer: true, PreemptionShift: 7}, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ReadCaps(reader(t, tc.msrs))

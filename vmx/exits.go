@@ -308,7 +308,7 @@ func decode(e *exitInfo) hv.Exit {
 		if e.intrInfo>>intrTypeShift&intrTypeMask == intrTypeNMI {
 			x.Detail = "NMI"
 		}
-	case reasonExternalInterrupt:
+	case reasonExternalInterrupt, reasonPreemptionTimer:
 		x.Kind = hv.ExitInterrupt
 	case reasonTripleFault:
 		x.Kind = hv.ExitShutdown

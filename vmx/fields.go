@@ -118,6 +118,7 @@ const (
 	guestInterruptibility field = 0x4824
 	guestActivityState    field = 0x4826
 	guestSysenterCS       field = 0x482A
+	preemptionTimerValue  field = 0x482E // 25.4.2 "Guest Non-Register State"
 
 	hostSysenterCS field = 0x4C00 // 25.5.1 "Host Register State"
 )

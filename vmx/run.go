@@ -3,6 +3,7 @@ package vmx
 import (
 	"fmt"
 
+	"github.com/godwit-hv/godwit/arch/ring0"
 	"github.com/godwit-hv/godwit/hv"
 )
 
@@ -131,6 +132,10 @@ func (v *VCPU) prepare() error {
 		b.w(entryExceptionCode, uint64(errCode))
 		b.w(entryInstrLen, uint64(ilen))
 		b.w(entryIntrInfo, uint64(info))
+	}
+	if v.ctl.PreemptionTimer {
+		// A time slice: 10 ms of TSC. Reloaded at every entry (no save-on-exit needed).
+		b.w(preemptionTimerValue, min(ring0.TSCHz()/100>>v.ctl.PreemptionShift, 0xFFFFFFFF))
 	}
 	// A further queued event waits for the window after this one.
 	proc := v.ctl.Proc

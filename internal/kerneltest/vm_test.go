@@ -24,7 +24,8 @@ func guestModules() []string {
 }
 
 // vmSession drives one host through every test guest.
-func vmSession(t *testing.T, m *rig.Machine, boot time.Duration, backend string, spin bool) {
+func vmSession(t *testing.T, m *rig.Machine, boot time.Duration, backend string, hostile bool) {
+	spin := hostile
 	m.Expect("virtualization backend "+backend, boot)
 	m.Expect(Prompt, 30*time.Second)
 	run := func(name, kernel, extra string) {
@@ -35,7 +36,7 @@ func vmSession(t *testing.T, m *rig.Machine, boot time.Duration, backend string,
 	}
 	wait := func(name, want string) {
 		m.SendLine("vm wait " + name)
-		line := m.ExpectRegexp(`vm `+name+`: (exited .*|stopped: .*)`, 3*time.Minute)
+		line := m.ExpectRegexp(`vm `+name+`: (exited \d+|stopped: [^\r\n]*)\r?\n`, 3*time.Minute)
 		if !strings.Contains(line[0], want) {
 			t.Errorf("vm %s: %q, want %q", name, line[0], want)
 		}
@@ -71,8 +72,10 @@ func vmSession(t *testing.T, m *rig.Machine, boot time.Duration, backend string,
 
 	run("oob", "oob", "")
 	wait("oob", "outside its 16 MiB of RAM and not a device")
-	run("triple", "triple", "")
-	wait("triple", "triple fault")
+	if hostile {
+		run("triple", "triple", "")
+		wait("triple", "triple fault")
+	}
 
 	// The host is still fine, the spinning guest still runs, and stops on request.
 	m.SendLine("uptime")
@@ -104,12 +107,15 @@ func TestGuestsSVMQEMU(t *testing.T) {
 func TestGuestsVMXBochs(t *testing.T) {
 	t.Parallel()
 	m := rig.Bochs(t, rig.Options{Name: "vmx-bochs", Modules: guestModules()})
-	vmSession(t, m, 5*time.Minute, "vmx", false)
+	vmSession(t, m, 5*time.Minute, "vmx", true)
 }
 
 // TestGuestsSVMBochs runs the guests on Bochs's SVM (ryzen, with nRIP save), except the one
 // spinning with interrupts disabled: Bochs 2.7 masks the host's interrupts by the guest's IF
-// despite V_INTR_MASKING, so that guest never exits there (QEMU and the APM agree it should).
+// despite V_INTR_MASKING, so that guest never exits there (QEMU and the APM agree it should),
+// and SVM has no preemption timer to bound it as VMX does. Nor the triple-faulting one: Bochs
+// 2.7 does not turn a guest's triple fault into the SHUTDOWN intercept, it stops or resets
+// the whole emulated machine (QEMU does intercept it: TestGuestsSVMQEMU).
 func TestGuestsSVMBochs(t *testing.T) {
 	t.Parallel()
 	m := rig.Bochs(t, rig.Options{Name: "svm-bochs", CPU: "ryzen", Modules: guestModules()})
