@@ -39,8 +39,18 @@ type fakeVCPU struct {
 	step int
 }
 
-func (c *fakeVCPU) SetState(s *CPUState) error { c.b.mu.Lock(); c.b.state = *s; c.b.mu.Unlock(); return nil }
-func (c *fakeVCPU) State(s *CPUState) error    { c.b.mu.Lock(); *s = c.b.state; c.b.mu.Unlock(); return nil }
+func (c *fakeVCPU) SetState(s *CPUState) error {
+	c.b.mu.Lock()
+	c.b.state = *s
+	c.b.mu.Unlock()
+	return nil
+}
+func (c *fakeVCPU) State(s *CPUState) error {
+	c.b.mu.Lock()
+	*s = c.b.state
+	c.b.mu.Unlock()
+	return nil
+}
 func (c *fakeVCPU) Inject(ev Event) error {
 	c.b.mu.Lock()
 	c.b.injected = append(c.b.injected, ev)
@@ -128,7 +138,10 @@ func runToStop(t *testing.T, vm *VM) Info {
 func TestIOAndDebugExit(t *testing.T) {
 	b := &fakeBackend{}
 	b.steps = []func(*CPUState) Exit{
-		func(s *CPUState) Exit { s.GPR[RAX] = 'h'; return Exit{Kind: ExitIO, Port: 0x3F8, Size: 1, NextRIP: 0x1001} },
+		func(s *CPUState) Exit {
+			s.GPR[RAX] = 'h'
+			return Exit{Kind: ExitIO, Port: 0x3F8, Size: 1, NextRIP: 0x1001}
+		},
 		func(s *CPUState) Exit {
 			if s.RIP != 0x1001 {
 				t.Errorf("RIP after OUT = %#x, want 0x1001", s.RIP)
