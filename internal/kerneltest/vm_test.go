@@ -81,6 +81,11 @@ func vmSession(t *testing.T, m *rig.Machine, boot time.Duration, backend string,
 	m.SendLine("uptime")
 	m.Expect("threads", 30*time.Second)
 	if spin {
+		// Attach to the spinning guest's console and detach with Ctrl-].
+		m.SendLine("vm console spin")
+		m.Expect("connected to spin's console; Ctrl-] detaches", 30*time.Second)
+		m.Send("\x1d")
+		m.Expect("detached from spin (running)", 30*time.Second)
 		m.SendLine("vm list")
 		m.ExpectRegexp(`spin +running`, 30*time.Second)
 		m.SendLine("vm stop spin")
@@ -93,6 +98,18 @@ func vmSession(t *testing.T, m *rig.Machine, boot time.Duration, backend string,
 	m.Expect("vm hello: deleted", 30*time.Second)
 	m.SendLine("vm start nosuch")
 	m.Expect(`no VM "nosuch"`, 30*time.Second)
+	for _, bad := range []struct{ cmd, want string }{
+		{"vm create x kernel=nosuch.elf", `no module "nosuch.elf"`},
+		{"vm create x kernel=hello.elf mem=3M", "must be a multiple of 2 MiB"},
+		{"vm create x kernel=hello.elf mem=lots", `bad size "lots"`},
+		{"vm create x kernel=hello.elf color=red", `unknown option "color"`},
+		{"vm create bad/name kernel=hello.elf", `bad VM name "bad/name"`},
+		{"vm create rm kernel=hello.elf", `a VM named "rm" exists`},
+		{"vm frobnicate rm", "usage: vm create"},
+	} {
+		m.SendLine(bad.cmd)
+		m.Expect(bad.want, 30*time.Second)
+	}
 	m.SendLine("poweroff")
 	if _, err := m.Wait(2 * time.Minute); err != nil {
 		t.Fatal(err)
@@ -120,4 +137,19 @@ func TestGuestsSVMBochs(t *testing.T) {
 	t.Parallel()
 	m := rig.Bochs(t, rig.Options{Name: "svm-bochs", CPU: "ryzen", Modules: guestModules()})
 	vmSession(t, m, 5*time.Minute, "svm", false)
+}
+
+// TestForcedBackend: godwit.backend= forces a backend and says clearly when the CPU lacks it
+// (QEMU TCG has no VMX); the shell still runs and refuses to create VMs.
+func TestForcedBackend(t *testing.T) {
+	t.Parallel()
+	m := rig.QEMU(t, rig.Options{Name: "force-vmx", Cmdline: "godwit.backend=vmx", Modules: []string{"bin/guests/hello.elf"}})
+	m.Expect("virtualization unavailable: no usable virtualization backend: vmx: hardware virtualization not available: CPUID.1:ECX.VMX is 0", 30*time.Second)
+	m.Expect(Prompt, 30*time.Second)
+	m.SendLine("vm create h kernel=hello.elf")
+	m.Expect("no virtualization backend", 30*time.Second)
+	m.SendLine("poweroff")
+	if _, err := m.Wait(time.Minute); err != nil {
+		t.Fatal(err)
+	}
 }
