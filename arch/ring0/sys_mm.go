@@ -68,6 +68,9 @@ func sysMunmapImpl(addr, length uint64) uint64 {
 }
 
 func sysMprotectImpl(addr, length uint64, prot uint32) uint64 {
+	if length == 0 && addr&(pageSize-1) == 0 {
+		return 0 // Linux: nothing to change
+	}
 	length = pageRound(length)
 	if addr&(pageSize-1) != 0 || !usable(addr, length) {
 		return errno(eINVAL)

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,6 +26,9 @@ func run(stdout io.Writer, args []string) error {
 	mb := fs.Bool("multiboot", true, "write the multiboot v1 header")
 	pvh := fs.Bool("pvh", true, "write the Xen PVH entry note")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	if fs.NArg() != 2 {
