@@ -155,7 +155,11 @@ func (e *lineEditor) ReadLine(prompt string) (string, error) {
 // escape reads the rest of an escape sequence: "[" or "O", parameters, and a final byte.
 func (e *lineEditor) escape() string {
 	b, err := e.in.ReadByte()
-	if err != nil || (b != '[' && b != 'O') {
+	if err != nil {
+		return ""
+	}
+	if b != '[' && b != 'O' {
+		e.in.UnreadByte() // a lone ESC: the next key is an ordinary one
 		return ""
 	}
 	seq := []byte{b}
