@@ -36,6 +36,11 @@ type BackendVCPU interface {
 	// SetInterruptWindow asks for an ExitInterruptWindow as soon as the guest can take an
 	// external interrupt.
 	SetInterruptWindow(on bool)
+	// GuestMSR and SetGuestMSR reach the MSRs the hardware switches with the guest state
+	// (STAR, LSTAR, CSTAR, SFMASK, KERNEL_GS_BASE, SYSENTER_*; the VMCB or the VMCS and its
+	// MSR areas). ok is false for an MSR the backend does not hold; the core keeps those.
+	GuestMSR(msr uint32) (val uint64, ok bool, err error)
+	SetGuestMSR(msr uint32, val uint64) (ok bool, err error)
 	Close() error
 }
 

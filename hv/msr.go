@@ -116,3 +116,14 @@ func writeMSR(s *CPUState, st *msrStore, tsc func() uint64, msr uint32, v uint64
 	}
 	return false
 }
+
+// hardwareMSR reports whether msr is one the backends switch in hardware with the guest's
+// state, so a guest's value must reach the VMCB or VMCS (the core's copy is a fallback).
+func hardwareMSR(msr uint32) bool {
+	switch msr {
+	case MSRSysenterCS, MSRSysenterESP, MSRSysenterEIP, MSRSTAR, MSRLSTAR, MSRCSTAR, MSRSFMASK,
+		MSRKernelGSBase:
+		return true
+	}
+	return false
+}

@@ -97,7 +97,17 @@ func (c *vcpu) handle(e Exit) action {
 		})
 	case ExitRDMSR:
 		return c.withState(func() action {
-			v, ok := readMSR(&c.st, &c.msrs, c.vm.cfg.TSC, uint32(c.st.GPR[RCX]))
+			msr := uint32(c.st.GPR[RCX])
+			v, ok := readMSR(&c.st, &c.msrs, c.vm.cfg.TSC, msr)
+			if ok && hardwareMSR(msr) {
+				hv, held, err := c.hw.GuestMSR(msr)
+				if err != nil {
+					return stopWith(true, "reading guest MSR %#x: %v", msr, err)
+				}
+				if held {
+					v = hv
+				}
+			}
 			if !ok {
 				return c.inject(Event{Kind: EventException, Vector: vecGP, HasErr: true})
 			}
@@ -107,8 +117,14 @@ func (c *vcpu) handle(e Exit) action {
 	case ExitWRMSR:
 		return c.withState(func() action {
 			v := c.st.GPR[RAX]&0xFFFF_FFFF | c.st.GPR[RDX]<<32
-			if !writeMSR(&c.st, &c.msrs, c.vm.cfg.TSC, uint32(c.st.GPR[RCX]), v) {
+			msr := uint32(c.st.GPR[RCX])
+			if !writeMSR(&c.st, &c.msrs, c.vm.cfg.TSC, msr, v) {
 				return c.inject(Event{Kind: EventException, Vector: vecGP, HasErr: true})
+			}
+			if hardwareMSR(msr) {
+				if _, err := c.hw.SetGuestMSR(msr, v); err != nil {
+					return stopWith(true, "writing guest MSR %#x: %v", msr, err)
+				}
 			}
 			return c.advance(e)
 		})

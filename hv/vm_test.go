@@ -19,6 +19,7 @@ type fakeBackend struct {
 	mu       sync.Mutex
 	state    CPUState
 	failNew  error
+	msrs     map[uint32]uint64
 }
 
 func (b *fakeBackend) Name() string { return "fake" }
@@ -58,7 +59,25 @@ func (c *fakeVCPU) Inject(ev Event) error {
 	return nil
 }
 func (c *fakeVCPU) SetInterruptWindow(bool) {}
-func (c *fakeVCPU) Close() error            { return nil }
+func (c *fakeVCPU) GuestMSR(msr uint32) (uint64, bool, error) {
+	c.b.mu.Lock()
+	defer c.b.mu.Unlock()
+	v, ok := c.b.msrs[msr]
+	return v, ok, nil
+}
+func (c *fakeVCPU) SetGuestMSR(msr uint32, v uint64) (bool, error) {
+	c.b.mu.Lock()
+	defer c.b.mu.Unlock()
+	if msr != MSRLSTAR {
+		return false, nil
+	}
+	if c.b.msrs == nil {
+		c.b.msrs = map[uint32]uint64{}
+	}
+	c.b.msrs[msr] = v
+	return true, nil
+}
+func (c *fakeVCPU) Close() error { return nil }
 func (c *fakeVCPU) Run() (Exit, error) {
 	if c.step >= len(c.b.steps) {
 		time.Sleep(time.Millisecond) // a guest spinning: the host's timer makes it exit
@@ -211,10 +230,26 @@ func TestMSRPolicy(t *testing.T) {
 			s.GPR[RAX] = 0x02 // a reserved memory type
 			return Exit{Kind: ExitWRMSR, NextRIP: 0x1004}
 		},
-		func(s *CPUState) Exit { return Exit{Kind: ExitHLT} },
+		func(s *CPUState) Exit {
+			s.GPR[RCX], s.GPR[RAX], s.GPR[RDX] = MSRLSTAR, 0x1234, 0xFFFFFFFF
+			return Exit{Kind: ExitWRMSR, NextRIP: 0x1006}
+		},
+		func(s *CPUState) Exit {
+			s.GPR[RCX] = MSRLSTAR
+			return Exit{Kind: ExitRDMSR, NextRIP: 0x1008}
+		},
+		func(s *CPUState) Exit {
+			if got := s.GPR[RDX]<<32 | s.GPR[RAX]; got != 0xFFFFFFFF00001234 {
+				t.Errorf("RDMSR LSTAR = %#x, want 0xffffffff00001234", got)
+			}
+			return Exit{Kind: ExitHLT}
+		},
 	}
 	vm, _ := newTestVM(t, b, nil)
 	in := runToStop(t, vm)
+	if b.msrs[MSRLSTAR] != 0xFFFFFFFF00001234 {
+		t.Errorf("backend LSTAR = %#x, want the guest's write", b.msrs[MSRLSTAR])
+	}
 	if len(b.injected) != 2 || b.injected[0].Vector != vecGP || b.injected[1].Vector != vecGP {
 		t.Errorf("injected = %+v, want two #GP", b.injected)
 	}

@@ -55,36 +55,36 @@ func (v *VCPU) msrField(msr uint32) *uint64 {
 
 // GuestMSR returns the guest's value of an MSR kept in the VMCB (EFER without SVME), and false
 // for other MSRs.
-func (v *VCPU) GuestMSR(msr uint32) (uint64, bool) {
+func (v *VCPU) GuestMSR(msr uint32) (val uint64, ok bool, err error) {
 	if v.closed {
-		return 0, false
+		return 0, false, fmt.Errorf("svm: msr %#x: vcpu closed", msr)
 	}
 	if msr == MSREFER {
-		return v.vmcb.Save.EFER &^ eferSVME, true
+		return v.vmcb.Save.EFER &^ eferSVME, true, nil
 	}
 	if p := v.msrField(msr); p != nil {
-		return *p, true
+		return *p, true, nil
 	}
-	return 0, false
+	return 0, false, nil
 }
 
 // SetGuestMSR sets the guest's value of an MSR kept in the VMCB. The core validates the value
 // as WRMSR would (reserved bits, canonical addresses) before calling it.
-func (v *VCPU) SetGuestMSR(msr uint32, val uint64) error {
+func (v *VCPU) SetGuestMSR(msr uint32, val uint64) (ok bool, err error) {
 	if v.closed {
-		return fmt.Errorf("svm: set msr %#x: vcpu closed", msr)
+		return false, fmt.Errorf("svm: set msr %#x: vcpu closed", msr)
 	}
 	if msr == MSREFER {
 		if v.vmcb.Save.EFER&^eferSVME != val {
 			v.flushReq.Store(true)
 		}
 		v.vmcb.Save.EFER = val | eferSVME
-		return nil
+		return true, nil
 	}
 	p := v.msrField(msr)
 	if p == nil {
-		return fmt.Errorf("svm: set msr %#x: not held in the VMCB", msr)
+		return false, nil
 	}
 	*p = val
-	return nil
+	return true, nil
 }

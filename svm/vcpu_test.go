@@ -170,17 +170,17 @@ func TestGuestMSR(t *testing.T) {
 		if msr == MSREFER {
 			want = eferLME
 		}
-		if err := v.SetGuestMSR(msr, want); err != nil {
+		if ok, err := v.SetGuestMSR(msr, want); !ok || err != nil {
 			t.Fatal(err)
 		}
-		if got, ok := v.GuestMSR(msr); !ok || got != want {
+		if got, ok, _ := v.GuestMSR(msr); !ok || got != want {
 			t.Errorf("GuestMSR(%#x) = %#x, %v, want %#x", msr, got, ok, want)
 		}
 	}
 	if v.vmcb.Save.EFER&eferSVME == 0 {
 		t.Error("SetGuestMSR(EFER) dropped SVME")
 	}
-	if _, ok := v.GuestMSR(0x10); ok {
+	if _, ok, _ := v.GuestMSR(0x10); ok {
 		t.Error("GuestMSR(TSC) reported a VMCB field")
 	}
 }
