@@ -53,8 +53,13 @@ deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-run: deps bin/godwit
-	$(QEMU) $(QEMU_ARGS) -serial mon:stdio -kernel bin/godwit $(if $(CMDLINE),-append '$(CMDLINE)')
+# The test guests ride along as modules: `vm create demo kernel=hello.elf` at the prompt.
+RUN_MODULES ?= $(subst $(space),$(comma),$(patsubst %,bin/guests/%.elf,hello longmode realmode spin))
+space := $(subst ,, )
+comma := ,
+
+run: deps all
+	$(QEMU) $(QEMU_ARGS) -serial mon:stdio -kernel bin/godwit -initrd '$(RUN_MODULES)' $(if $(CMDLINE),-append '$(CMDLINE)')
 
 run-iso: deps bin/godwit.iso
 	$(QEMU) $(QEMU_ARGS) -serial mon:stdio -cdrom bin/godwit.iso
