@@ -436,7 +436,7 @@ func TestStateRoundTrip(t *testing.T) {
 	}
 	// The guest kicks the queue on the new host.
 	var kick [2]byte
-	if err := r2.b.Write(bus.MMIO, r2.d.NotifyBase, kick[:]); err != nil {
+	if err := r2.b.Write(bus.MMIO, r.d.NotifyBase, kick[:]); err != nil {
 		t.Fatal(err)
 	}
 	if got := string(mem2.Host[out : out+3]); got != "xyz" {
