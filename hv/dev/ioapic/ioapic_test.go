@@ -350,3 +350,5 @@ func FuzzRegisters(f *testing.F) {
 		}
 	})
 }
+
+var _ bus.Device = (*IOAPIC)(nil)

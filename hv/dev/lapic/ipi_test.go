@@ -205,3 +205,33 @@ func TestX2APIC(t *testing.T) {
 	}
 	rs[0].check(RegSVR, 0xFF) // reset by the global disable
 }
+
+func TestIPILowestPriorityTie(t *testing.T) {
+	m := machine(t, 3)
+	for _, r := range m {
+		r.w(RegLDR, 0xFF<<24)
+	}
+	m[0].w(RegTPR, 0x50)
+	icr(m[0], 0xFF&^1, ICRLogical|uint32(LowestPriority)<<8|0x70) // APICs 1 and 2 tie
+	for i, want := range []int{-1, 0x70, -1} {
+		m[i].pending(want)
+	}
+}
+
+func TestKick(t *testing.T) {
+	kicks := 0
+	a := New(Config{Kick: func() { kicks++ }})
+	a.Write(RegSVR, []byte{0xFF, 1, 0, 0})
+	kicks = 0
+	a.SetIRQ(0x40, false)
+	if kicks != 1 {
+		t.Errorf("kicks after SetIRQ = %d, want 1", kicks)
+	}
+	a.SetIRQ(0x40, false)
+	a.Write(RegSVR, []byte{0xFF, 0, 0, 0})
+	kicks = 0
+	a.SetIRQ(0x41, false) // dropped by the disabled APIC
+	if kicks != 0 {
+		t.Errorf("kicks for a dropped interrupt = %d, want 0", kicks)
+	}
+}

@@ -163,7 +163,7 @@ func (a *LAPIC) Tick(now int64) bool {
 	case timerMode(a.lvt[lvtTimer]) == TimerTSCDeadline:
 		t.armed = false
 		t.tscDL = 0 // Intel SDM Vol. 3A, 11.5.4.1: the MSR reads 0 once fired
-	case t.period > 0:
+	case timerMode(a.lvt[lvtTimer]) == TimerPeriodic && a.initial != 0:
 		// Reload with the divider now configured.
 		t.div = divisor(a.dcr)
 		t.period = max(a.ticksToNs(uint64(a.initial), t.div), a.cfg.MinPeriod)

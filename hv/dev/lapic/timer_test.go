@@ -1,6 +1,10 @@
 package lapic
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/godwit-hv/godwit/hv/bus"
+)
 
 // fire advances the clock to the next deadline and ticks.
 func (r *rig) fire() (at int64, ok bool) {
@@ -177,5 +181,39 @@ func TestTSCDeadlineUnsupported(t *testing.T) {
 	r.check(RegLVTTimer, 0x60)
 	if _, err := r.a.ReadMSR(MSRTSCDeadline); err != ErrGP {
 		t.Errorf("ReadMSR(TSC_DEADLINE) without TSCHz = %v, want ErrGP", err)
+	}
+}
+
+func TestTimerPeriodicDividerChange(t *testing.T) {
+	r := newRig(t, Config{TimerHz: 1_000_000_000, MinPeriod: 1})
+	r.enable()
+	r.w(RegTimerDCR, 0xB) // by 1
+	r.w(RegLVTTimer, 0x50|TimerPeriodic<<LVTTimerModeShift)
+	start := r.clk.now
+	r.w(RegTimerICR, 100)
+	r.w(RegTimerDCR, 0x0) // by 2 from the next reload
+	r.clk.now = start + 50
+	r.check(RegTimerCCR, 50) // the running count keeps its divider
+	at1, _ := r.fire()
+	at2, _ := r.fire()
+	if at1-start != 100 || at2-at1 != 200 {
+		t.Errorf("expiries at +%d, +%d; want +100, +200 later", at1-start, at2-at1)
+	}
+}
+
+var _ bus.Device = (*LAPIC)(nil)
+
+func TestTimerModeChangeToOneShot(t *testing.T) {
+	r := newRig(t, Config{TimerHz: 1_000_000_000, MinPeriod: 1})
+	r.enable()
+	r.w(RegTimerDCR, 0xB)
+	r.w(RegLVTTimer, 0x50|TimerPeriodic<<LVTTimerModeShift)
+	r.w(RegTimerICR, 100)
+	r.w(RegLVTTimer, 0x50) // one-shot from now on
+	if _, ok := r.fire(); !ok {
+		t.Fatal("no expiry")
+	}
+	if _, ok := r.a.NextDeadline(); ok {
+		t.Errorf("timer re-armed after switching to one-shot")
 	}
 }
