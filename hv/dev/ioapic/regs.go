@@ -2,21 +2,21 @@ package ioapic
 
 // Guest-physical base of the I/O APIC on a PC and the size of its MMIO
 // window. Intel 82093AA I/O Advanced Programmable Interrupt Controller
-// (IOAPIC) datasheet, 3.0 "Register Description" (Table 1 "Memory
-// Addressable Registers"): IOREGSEL at base+0x00, IOWIN at base+0x10.
+// (IOAPIC) datasheet, 3.1 "Memory Mapped Registers for Accessing IOAPIC
+// Registers": IOREGSEL at base+0x00, IOWIN at base+0x10.
 const (
 	DefaultBase = 0xFEC00000
 	Size        = 0x1000 // the page Linux maps; only the first 0x14 bytes hold registers
 )
 
-// MMIO registers. 82093AA datasheet, Table 1. Both are 32 bits wide and
+// MMIO registers. 82093AA datasheet, 3.1.1 "IOREGSEL" and 3.1.2 "IOWIN". Both are 32 bits wide and
 // accessed with aligned 32-bit loads and stores only.
 const (
 	IOREGSEL = 0x00 // I/O Register Select: bits 7:0 address the register IOWIN exposes
 	IOWIN    = 0x10 // I/O Window: data of the selected register
 )
 
-// Indirect registers selected through IOREGSEL. 82093AA datasheet, Table 2
+// Indirect registers selected through IOREGSEL. 82093AA datasheet, 3.2
 // "IOAPIC Registers".
 const (
 	IOAPICID  = 0x00 // identification
