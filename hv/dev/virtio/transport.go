@@ -318,6 +318,9 @@ func (t *Transport) notify(i int) {
 	if t.broken != nil || t.status&StatusDriverOK == 0 || t.status&StatusFailed != 0 || !q.ready {
 		return
 	}
+	if t.fn.Command()&pci.CommandBusMaster == 0 {
+		return // PCI 3.0, 6.2.2: no DMA until the driver enables bus mastering
+	}
 	if err := t.cfg.Backend.Process(i, q, t.driverFeatures); err != nil {
 		t.fail(fmt.Errorf("%s: queue %d: %w", t.cfg.Name, i, err))
 	}
