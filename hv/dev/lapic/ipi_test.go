@@ -235,3 +235,34 @@ func TestKick(t *testing.T) {
 		t.Errorf("kicks for a dropped interrupt = %d, want 0", kicks)
 	}
 }
+
+// TestConcurrentIPIs has two vCPUs send each other IPIs and end them at
+// the same time; with callbacks run outside the locks this cannot
+// deadlock (run with -race).
+func TestConcurrentIPIs(t *testing.T) {
+	g := &Group{}
+	var apics [2]*LAPIC
+	for i := range apics {
+		apics[i] = New(Config{ID: uint32(i), Router: g, EOI: func(uint8) {}})
+		g.Add(apics[i])
+		apics[i].Write(RegSVR, []byte{0xFF, 1, 0, 0})
+	}
+	done := make(chan struct{})
+	for i := range apics {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			a := apics[i]
+			for range 2000 {
+				a.WriteMSR(0, 0) // #GP path, harmless
+				a.Write(RegICRHigh, []byte{0, 0, 0, byte(1 - i)})
+				a.Write(RegICRLow, []byte{0x80, 0x80, 0, 0}) // level-triggered fixed 0x80
+				if v, ok := a.PendingVector(); ok {
+					a.Ack(v)
+					a.Write(RegEOI, []byte{0, 0, 0, 0})
+				}
+			}
+		}()
+	}
+	<-done
+	<-done
+}
