@@ -10,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/godwit-hv/godwit/arch/acpi"
 	"github.com/godwit-hv/godwit/hv"
+	"github.com/godwit-hv/godwit/hv/acpitab"
 )
 
 // bzOpts describes a synthetic bzImage: a boot sector and setup sectors holding a setup
@@ -361,4 +363,47 @@ func TestLinuxDebian(t *testing.T) {
 	if got := e820(t, bp); len(got) != 5 || got[4] != lapic {
 		t.Errorf("e820 = %+v, want RAM, legacy hole, RAM, IOAPIC, LAPIC", got)
 	}
+}
+
+// TestLinuxWithACPITables puts the ACPI tables in the legacy BIOS area, reserved in the e820
+// map, and checks that boot_params leads the guest to them intact after the kernel is loaded.
+func TestLinuxWithACPITables(t *testing.T) {
+	const ram = 64 << 20
+	mem := &hv.Memory{Host: make([]byte, ram)}
+	rsdp, err := acpitab.Build(mem, 0xE0000, acpitab.Config{CPUs: 2, PM1aEvent: 0x600, PM1aControl: 0x604})
+	if err != nil {
+		t.Fatalf("acpitab.Build() = %v", err)
+	}
+	cfg := LinuxConfig{
+		E820:     PCMemoryMap(ram, E820Entry{acpitab.IOAPICAddress, 0x1000, E820Reserved}, E820Entry{acpitab.LocalAPICAddress, 0x1000, E820Reserved}),
+		ACPIRSDP: rsdp,
+	}
+	if _, err := Linux(mem, defaultBz().build(), []byte("initrd"), "console=ttyS0", cfg); err != nil {
+		t.Fatalf("Linux() = %v", err)
+	}
+	bp := mustSlice(t, mem, LinuxBootParams, bpSize)
+	addr := binary.LittleEndian.Uint64(bp[bpACPIRSDPAddr:])
+	tabs, err := acpi.Load(physMem{mem}, addr)
+	if err != nil {
+		t.Fatalf("acpi.Load(acpi_rsdp_addr %#x) = %v", addr, err)
+	}
+	if err := tabs.Err(); err != nil {
+		t.Errorf("tables damaged: %v", err)
+	}
+	if m, err := tabs.MADT(); err != nil || len(m.LocalAPICs) != 2 {
+		t.Errorf("MADT() = %+v, %v, want 2 Local APICs", m, err)
+	}
+	for _, e := range e820(t, bp) {
+		if e.Type == E820RAM && e.Addr <= addr && addr < e.end() {
+			t.Errorf("RSDP at %#x lies in e820 RAM %+v", addr, e)
+		}
+	}
+}
+
+// physMem reads guest memory for arch/acpi.
+type physMem struct{ m *hv.Memory }
+
+func (p physMem) ReadPhys(addr uint64, b []byte) error {
+	_, err := p.m.ReadAt(b, int64(addr))
+	return err
 }
