@@ -59,6 +59,9 @@ type Config struct {
 	PMTimer uint16
 	// Reset selects RESET_REG.
 	Reset ResetMethod
+	// IOAPICID is the I/O APIC's ID, which the emulated I/O APIC's ID register must report.
+	// I/O APIC IDs are a namespace of their own on xAPIC systems; 0 is the usual choice.
+	IOAPICID uint8
 	// PCI, if non-nil, adds a PCI root bridge to the DSDT.
 	PCI *PCIRootBridge
 }
@@ -72,7 +75,6 @@ const (
 	COM1Port         = 0x3F8
 	COM1IRQ          = 4
 	MaxCPUs          = 255 // xAPIC IDs; 0xFF is the broadcast ID
-	ioapicGSIs       = 24
 )
 
 // System Description Table header. ACPI 6.4, 5.2.6 "System Description Table Header".

@@ -35,6 +35,7 @@ func testConfig() Config {
 		PM1aControl: 0x604,
 		PMTimer:     0x608,
 		Reset:       ResetCF9,
+		IOAPICID:    4,
 		PCI:         &PCIRootBridge{Buses: 256, MMIOBase: 0xC0000000, MMIOSize: 0x3EC00000},
 	}
 }
@@ -125,8 +126,8 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("Local APIC %d = %+v, want UID and ID %d, enabled", i, l, i)
 		}
 	}
-	if len(m.IOAPICs) != 1 || m.IOAPICs[0] != (acpi.IOAPIC{ID: uint8(cfg.CPUs), Address: 0xFEC00000, GSIBase: 0}) {
-		t.Errorf("IOAPICs = %+v, want one at 0xfec00000 with GSI base 0 and ID %d", m.IOAPICs, cfg.CPUs)
+	if len(m.IOAPICs) != 1 || m.IOAPICs[0] != (acpi.IOAPIC{ID: 4, Address: 0xFEC00000, GSIBase: 0}) {
+		t.Errorf("IOAPICs = %+v, want one at 0xfec00000 with GSI base 0 and ID 4", m.IOAPICs)
 	}
 	for _, tc := range []struct {
 		irq   uint8
@@ -362,4 +363,22 @@ func normalizeColumns(s string) string {
 		b.WriteString(line + "\n")
 	}
 	return b.String()
+}
+
+func TestCPUCounts(t *testing.T) {
+	for _, n := range []int{1, 2, 64, MaxCPUs} {
+		cfg := testConfig()
+		cfg.CPUs = n
+		_, tabs := build(t, cfg)
+		m, err := tabs.MADT()
+		if err != nil {
+			t.Fatalf("%d CPUs: MADT() = %v", n, err)
+		}
+		if len(m.LocalAPICs) != n || len(m.IOAPICs) != 1 || m.IOAPICs[0].ID != cfg.IOAPICID {
+			t.Errorf("%d CPUs: %d Local APICs, I/O APICs %+v, want %d and one with ID %d", n, len(m.LocalAPICs), m.IOAPICs, n, cfg.IOAPICID)
+		}
+		if last := m.LocalAPICs[n-1]; last.APICID != uint32(n-1) || !last.Usable() {
+			t.Errorf("%d CPUs: last Local APIC %+v", n, last)
+		}
+	}
 }

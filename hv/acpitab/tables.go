@@ -195,8 +195,7 @@ func buildMADT(cfg *Config) []byte {
 		b = append(b, madtLocalAPIC, 8, byte(i), byte(i))
 		b = le.AppendUint32(b, localAPICEnabled)
 	}
-	// The I/O APIC takes the first ID after the processors'.
-	b = append(b, madtIOAPIC, 12, byte(cfg.CPUs), 0)
+	b = append(b, madtIOAPIC, 12, cfg.IOAPICID, 0)
 	b = le.AppendUint32(b, IOAPICAddress)
 	b = le.AppendUint32(b, 0) // Global System Interrupt Base
 	override := func(irq uint8, gsi uint32, flags uint16) {
