@@ -349,6 +349,10 @@ func TestLinuxDebian(t *testing.T) {
 		t.Errorf("kernel at %#x differs from the image", load)
 	}
 	checkLinuxState(t, mem, s, load)
+	// RIP is startup_64 (arch/x86/boot/compressed/head_64.S), which starts with CLD; CLI.
+	if got := mustSlice(t, mem, s.RIP, 2); !bytes.Equal(got, []byte{0xFC, 0xFA}) {
+		t.Errorf("bytes at RIP %#x = % x, want fc fa (cld; cli: startup_64)", s.RIP, got)
+	}
 	bp := mustSlice(t, mem, LinuxBootParams, bpSize)
 	if v := binary.LittleEndian.Uint16(bp[hdrVersion:]); v != h.version || bp[hdrTypeOfLoader] != 0xFF {
 		t.Errorf("boot_params version %#x, type_of_loader %#x, want %#x, 0xff", v, bp[hdrTypeOfLoader], h.version)
