@@ -10,8 +10,10 @@ KLDFLAGS  := -E $(PKG)/arch/ring0.entry -T 0x101000 -X main.version=$(VERSION)
 TOOLS     := $(filter-out bin/godwit,$(patsubst cmd/%/main.go,bin/%,$(wildcard cmd/*/main.go)))
 GOFILES   := $(shell find . -name '*.go' -o -name '*.s' | grep -v '^./bin/')
 
-# Debian packages the emulator rigs need (RIGS.md).
-APT_PKGS  := qemu-system-x86 bochs bochsbios bochs-x seabios vgabios grub-pc-bin grub-common xorriso mtools
+# Debian packages the emulator rigs need (RIGS.md), and what the Linux-guest tests read:
+# Debian's stock kernel (/boot/vmlinuz-*) and iasl to check the guest ACPI tables.
+APT_PKGS  := qemu-system-x86 bochs bochsbios bochs-x seabios vgabios grub-pc-bin grub-common xorriso mtools \
+             linux-image-amd64 acpica-tools
 QEMU      := qemu-system-x86_64
 QEMU_ARGS := -accel tcg -cpu max -m 1024 -display none -no-reboot \
              -device isa-debug-exit,iobase=0xf4,iosize=0x04
