@@ -19,6 +19,7 @@ type counter struct {
 	gate bool
 
 	armed   bool  // a count is loaded (and, for modes 1 and 5, triggered)
+	held    int64 // CE while not counting (0..modulus-1)
 	start   int64 // tick the CE was loaded with n
 	paused  bool  // gate low stopped counting
 	pausedE int64 // elapsed ticks when paused (modes 0 and 4)
@@ -109,15 +110,18 @@ func (c *counter) out(t int64) bool {
 }
 
 // value returns the CE at tick t (after sync(t)) as the guest reads it.
-func (c *counter) value(t int64) uint16 {
+func (c *counter) value(t int64) uint16 { return c.encode(c.ce(t)) }
+
+// ce returns the CE at tick t (after sync(t)), 0..modulus-1.
+func (c *counter) ce(t int64) int64 {
+	m := c.modulus()
 	if !c.armed {
-		return c.encode(c.n % c.modulus())
+		return c.held % m
 	}
 	e := c.elapsed(t)
 	if e < 0 {
 		e = 0
 	}
-	m := c.modulus()
 	var x int64
 	switch c.mode {
 	case 2:
@@ -135,7 +139,7 @@ func (c *counter) value(t int64) uint16 {
 	default:
 		x = ((c.n-e)%m + m) % m
 	}
-	return c.encode(x % m)
+	return x % m
 }
 
 // nextRise returns the first tick after `after` at which OUT goes from
@@ -171,8 +175,12 @@ func (c *counter) nextRise(after int64) (int64, bool) {
 	return t, true
 }
 
-// program handles a control word for this counter at tick t.
-func (c *counter) program(v uint8) {
+// program handles a control word for this counter at tick t. The CE
+// keeps its value but stops until a count is written.
+func (c *counter) program(t int64, v uint8) {
+	if c.armed {
+		c.held = c.ce(t)
+	}
 	c.mode = v & CWModeMask >> CWModShift
 	if c.mode > 5 {
 		c.mode -= 4 // 110 and 111 are modes 2 and 3
@@ -328,6 +336,9 @@ func (c *counter) writeByte(t int64, v uint8) {
 			if c.mode == 0 {
 				// Writing the first byte stops the count and sets OUT
 				// low (82C54 datasheet, mode 0).
+				if c.armed {
+					c.held = c.ce(t)
+				}
 				c.armed = false
 			}
 			return

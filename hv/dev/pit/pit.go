@@ -10,6 +10,8 @@
 // fires (and may call it any time). Every rising edge of OUT 0 since the
 // last Tick becomes one low-high pulse on the callback; edges missed
 // between two Ticks are coalesced, as the PIC's single IRR bit would.
+// A guest write can move the deadline: the owner reads NextDeadline again
+// after each access to these ports as well as after each Tick.
 //
 // Modelled from the 82C54 datasheet: modes 0-5, binary and BCD counting,
 // LSB/MSB/two-byte access, the counter latch and read-back commands, the
@@ -17,8 +19,9 @@
 // high on the PC; counter 2's is bit 0 of port 0x61). Mode 3 with an odd
 // count uses the datasheet's high (N+1)/2, low (N-1)/2 split, but the CE
 // value read back in mode 3 is approximate. Counts of 1 in modes 2 and 3,
-// illegal on the chip, produce no edges. A counter reads back its last
-// count before it was loaded. Until programmed, counters ignore writes.
+// illegal on the chip, produce no edges. A counter that is not counting
+// reads back the value its CE held when it stopped. Until programmed,
+// counters ignore count writes.
 //
 // Hot path: port accesses, Tick and NextDeadline do not allocate (the IRQ
 // callback may). All methods are safe for concurrent use.
@@ -229,7 +232,7 @@ func (p *PIT) Write(offset uint64, data []byte) error {
 		case v&CWRWMask == RWLatch<<CWRWShift:
 			p.c[sc].latchCount(t)
 		default:
-			p.c[sc].program(v)
+			p.c[sc].program(t, v)
 		}
 	}
 	p.setLine(p.c[0].out(t))

@@ -366,3 +366,13 @@ func FuzzPorts(f *testing.F) {
 		}
 	})
 }
+
+func TestStoppedCounterHoldsItsValue(t *testing.T) {
+	rg := newRig(t, TimeOfTick(t0))
+	rg.run(t, seq(
+		at(0), out(ctl, rwBoth|mode(0)), out(ch0, 0x00), out(ch0, 0x10), // 4096
+		at(101), out(ch0, 0x34), // first byte: counting stops at 4096-100
+		at(500), count(ch0, 3996), out(ch0, 0x12), at(501), count(ch0, 0x1234),
+		at(600), out(ctl, rwBoth|mode(2)), at(900), count(ch0, 0x1234-99),
+	))
+}

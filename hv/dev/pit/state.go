@@ -17,6 +17,7 @@ type CounterState struct {
 	Count         int64  // count the CE was loaded with, 1..65536
 	Gate          bool
 	Armed         bool
+	Held          int64 // CE while not counting
 	LoadedAgo     int64 // ticks since the CE was loaded
 	Paused        bool
 	PausedElapsed int64
@@ -47,7 +48,7 @@ func (c *counter) save(now int64) CounterState {
 	s := CounterState{
 		Mode: c.mode, RW: c.rw, BCD: c.bcd, CountRegister: c.cr, CountWritten: c.crN != 0,
 		Count: c.n, Gate: c.gate,
-		Armed: c.armed, LoadedAgo: now - c.start, Paused: c.paused, PausedElapsed: c.pausedE,
+		Armed: c.armed, Held: c.held, LoadedAgo: now - c.start, Paused: c.paused, PausedElapsed: c.pausedE,
 		Pending: c.pending, WriteMSBNext: c.wMSB, WriteLSB: c.lsb, ReadMSBNext: c.rMSB,
 		CountLatched: c.latchd, Latch: c.latch, StatusLatched: c.stLatd, Status: c.status,
 	}
@@ -65,7 +66,7 @@ func (c *counter) save(now int64) CounterState {
 func (c *counter) load2(s CounterState, now int64) {
 	*c = counter{
 		mode: s.Mode, rw: s.RW, bcd: s.BCD, cr: s.CountRegister, n: s.Count, gate: s.Gate,
-		armed: s.Armed, start: now - s.LoadedAgo, paused: s.Paused, pausedE: s.PausedElapsed,
+		armed: s.Armed, held: s.Held, start: now - s.LoadedAgo, paused: s.Paused, pausedE: s.PausedElapsed,
 		pending: s.Pending, wMSB: s.WriteMSBNext, lsb: s.WriteLSB, rMSB: s.ReadMSBNext,
 		latchd: s.CountLatched, latch: s.Latch, stLatd: s.StatusLatched, status: s.Status,
 		nullUntil: now + s.NullIn,
@@ -87,7 +88,7 @@ func (s CounterState) check(i int) error {
 	switch {
 	case s.Mode > 5 || s.RW > RWBoth:
 		return fmt.Errorf("%w: counter %d mode %d access %d", ErrState, i, s.Mode, s.RW)
-	case s.Count < 1 || s.Count > 65536:
+	case s.Count < 1 || s.Count > 65536 || s.Held < 0 || s.Held > 65535:
 		return fmt.Errorf("%w: counter %d count %d", ErrState, i, s.Count)
 	case s.LoadedAgo < -span || s.LoadedAgo > span, s.PausedElapsed < -span || s.PausedElapsed > span,
 		s.PendingIn < 0 || s.PendingIn > span, s.NullIn < 0 || s.NullIn > span:

@@ -14,8 +14,10 @@
 // Interrupts: the periodic (register A rate), update-ended and alarm
 // flags of register C drive IRQ 8 through a callback. Nothing runs in the
 // background: the owner arms a host timer for NextDeadline and calls Tick
-// (accesses also bring the flags up to date). Flags are set whether or
-// not their interrupt is enabled, and reading register C clears them.
+// (accesses also bring the flags up to date), and reads NextDeadline
+// again after each access to these ports, since enabling an interrupt or
+// reading register C moves it. Flags are set whether or not their
+// interrupt is enabled, and reading register C clears them.
 //
 // Departures from the chip: the day of week is derived from the date
 // (writes to it only hold while SET is 1); daylight saving (DSE) and the
