@@ -6,8 +6,9 @@
 // machine.
 //
 // No keyboard or auxiliary device is attached: a byte sent to the
-// keyboard is answered with 0xFE and the status timeout bit, so a guest's
-// probe fails at once instead of waiting. Reading the data port with
+// keyboard is answered with 0xFE and the status timeout bit, and the
+// auxiliary interface test reports a stuck clock line, so a guest's
+// probes fail at once instead of waiting for timeouts. Reading the data port with
 // nothing new returns the last byte again, as the hardware latch does.
 // Unknown commands are ignored.
 //
@@ -128,6 +129,8 @@ func (c *Controller) command(v uint8, fx *effects) {
 		c.cmd |= CmdByteAuxOff
 	case v == CmdEnableAux:
 		c.cmd &^= CmdByteAuxOff
+	case v == CmdAuxInterfaceTest:
+		c.put(AuxTestClockHigh)
 	case v == CmdSelfTest:
 		c.put(SelfTestOK)
 	case v == CmdInterfaceTest:

@@ -115,6 +115,11 @@ func TestScripts(t *testing.T) {
 			out(CommandPort, CmdReadCommandByte), in(DataPort, DefaultCommandByte|CmdByteAuxOff),
 			out(CommandPort, CmdEnableAux), out(CommandPort, CmdReadCommandByte), in(DataPort, DefaultCommandByte),
 			out(CommandPort, CmdInterfaceTest), in(DataPort, 0x00),
+			out(CommandPort, CmdAuxInterfaceTest), in(DataPort, AuxTestClockHigh),
+		}},
+		{"Linux's AUX probe fails fast", []step{
+			out(CommandPort, 0xd3), out(DataPort, 0x5a), in(CommandPort, idle|StatusOBF|StatusTimeout),
+			in(DataPort, NoDevice), // no StatusAUXB: the loop test failed
 		}},
 	}
 	for _, tt := range tests {

@@ -50,6 +50,7 @@ const (
 	CmdWriteCommandByte = 0x60
 	CmdDisableAux       = 0xa7
 	CmdEnableAux        = 0xa8
+	CmdAuxInterfaceTest = 0xa9 // answers AuxTestClockHigh: nothing attached
 	CmdSelfTest         = 0xaa // answers SelfTestOK
 	CmdInterfaceTest    = 0xab // answers 0x00: no error
 	CmdDisableKbd       = 0xad
@@ -59,6 +60,12 @@ const (
 	CmdPulseOutputPort  = 0xf0 // 0xf0-0xff: pulse the output port bits clear in 3:0 low for 6 µs
 
 	SelfTestOK = 0x55
+
+	// AuxTestClockHigh is the auxiliary interface test's "clock line
+	// stuck high" code (IBM PS/2 reference, command A9), what a
+	// controller reports with no auxiliary device wired to it. Guests
+	// take it as "no mouse port" at once instead of timing out.
+	AuxTestClockHigh = 0x02
 )
 
 // Output port bits. IBM PC/AT Technical Reference, "Output Port
