@@ -153,7 +153,11 @@ func (c *chip) ack() (level uint8, spurious bool) {
 	return level, false
 }
 
-func (c *chip) cascaded() bool { return c.master && c.icw1&ICW1SNGL == 0 }
+// cascaded reports whether the master treats IR2 as the slave's INT: in
+// cascade mode with IR2 marked in ICW3 (8259A datasheet, "ICW3").
+func (c *chip) cascaded() bool {
+	return c.master && c.icw1&ICW1SNGL == 0 && c.icw3&(1<<CascadeIRQ) != 0
+}
 
 func (c *chip) writeCmd(v uint8) {
 	switch {

@@ -196,6 +196,10 @@ func TestScripts(t *testing.T) {
 			out(0x21, 0x30), out(0x21, 0x04), out(0x21, 1), in(0x21, 0x00), none(),
 			irq(3, true), none(), irq(3, false), irq(3, true), pending(0x33),
 		})},
+		{"IR2 without a slave in ICW3 is an ordinary input", []step{
+			out(0x20, ICW1Select|ICW1IC4), out(0x21, 0x30), out(0x21, 0x00), out(0x21, ICW4uPM),
+			out(0xa0, ICW1Select|ICW1SNGL), out(0xa1, 0x38), irq(8, true), pending(0x32), ack(0x32),
+		}},
 		{"IRQ2 and out-of-range ignored", seq(linuxInit(false), []step{
 			out(0x21, 0x00), irq(2, true), irq(-1, true), irq(16, true), none(),
 		})},
