@@ -20,8 +20,9 @@
 // count uses the datasheet's high (N+1)/2, low (N-1)/2 split, but the CE
 // value read back in mode 3 is approximate. Counts of 1 in modes 2 and 3,
 // illegal on the chip, produce no edges. A counter that is not counting
-// reads back the value its CE held when it stopped. Until programmed,
-// counters ignore count writes.
+// reads back the value its CE held when it stopped. Counters power on as
+// a BIOS leaves them programmed (mode 3, two-byte access, binary) but do
+// not count until a count is written; OUT starts high.
 //
 // Hot path: port accesses, Tick and NextDeadline do not allocate (the IRQ
 // callback may). All methods are safe for concurrent use.
@@ -42,8 +43,9 @@ type Config struct {
 	// Now returns the current time in nanoseconds on a monotonic clock.
 	// Nil means time elapsed since New.
 	Now func() int64
-	// IRQ is called with the new level of counter 0's OUT (IRQ 0). It is
-	// called with the PIT locked and must not call back into it.
+	// IRQ is called with the new level of counter 0's OUT (IRQ 0), and
+	// by New with the initial level. It is called with the PIT locked and
+	// must not call back into it.
 	IRQ func(level bool)
 }
 
@@ -57,7 +59,7 @@ type PIT struct {
 	last int64 // tick of the last Tick or access
 }
 
-// New returns a PIT with its counters unprogrammed.
+// New returns a PIT with its counters idle.
 func New(cfg Config) *PIT {
 	if cfg.Now == nil {
 		t0 := time.Now()
@@ -65,12 +67,14 @@ func New(cfg Config) *PIT {
 	}
 	p := &PIT{cfg: cfg}
 	for i := range p.c {
+		// Programmed as a BIOS leaves them, but not counting.
+		p.c[i].mode, p.c[i].rw = 3, RWBoth
 		p.c[i].nullUntil = never
 		p.c[i].n = 65536
 	}
 	p.c[0].gate, p.c[1].gate = true, true // tied high on the PC
-	p.line = p.c[0].out(0)
 	p.last = p.now()
+	p.setLine(p.c[0].out(p.last)) // report the initial level
 	return p
 }
 

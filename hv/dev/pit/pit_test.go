@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/godwit-hv/godwit/hv/bus"
+	"github.com/godwit-hv/godwit/hv/dev/pic"
 	. "github.com/godwit-hv/godwit/hv/dev/pit"
 )
 
@@ -159,7 +160,8 @@ func TestScripts(t *testing.T) {
 			at(101), tick(), edges(false, true), count(ch0, 10), deadline(111, true),
 		)},
 		{"counter 0 mode 0 one-shot", seq(
-			at(0), out(ctl, rwBoth|mode(0)), out(ch0, 50), deadline(0, false), out(ch0, 0),
+			at(0), out(ctl, rwBoth|mode(0)), edges(true, false), // initial level, then mode 0 OUT low
+			out(ch0, 50), deadline(0, false), out(ch0, 0),
 			deadline(51, true), at(30), tick(), edges(), at(60), tick(), edges(true),
 			deadline(0, false), out(ch0, 5), edges(false), out(ch0, 0), deadline(66, true),
 		)},
@@ -211,7 +213,7 @@ func TestScripts(t *testing.T) {
 			at(2), in(ch0, 0x01), out(ctl, RWLSB<<CWRWShift|mode(2)), out(ch0, 0x40), at(3), in(ch0, 0x40),
 		)},
 		{"mode 0 first byte stops the count", seq(
-			at(0), out(ctl, rwBoth|mode(0)), out(ch0, 5), out(ch0, 0), edges(), at(10), tick(), edges(true),
+			at(0), out(ctl, rwBoth|mode(0)), out(ch0, 5), out(ch0, 0), edges(true, false), at(10), tick(), edges(true),
 			out(ch0, 9), edges(false), at(100), tick(), edges(), out(ch0, 0), at(110), tick(), edges(true),
 		)},
 		{"control port reads as 0xff and modes 6, 7 alias 2, 3", seq(
@@ -375,4 +377,51 @@ func TestStoppedCounterHoldsItsValue(t *testing.T) {
 		at(500), count(ch0, 3996), out(ch0, 0x12), at(501), count(ch0, 0x1234),
 		at(600), out(ctl, rwBoth|mode(2)), at(900), count(ch0, 0x1234-99),
 	))
+}
+
+// TestDrivesPIC wires counter 0 to IRQ 0 of the 8259A model the way the
+// machine does and checks each period reaches the vCPU's INTA cycle once.
+func TestDrivesPIC(t *testing.T) {
+	pc := pic.New(pic.Config{})
+	ns := TimeOfTick(t0)
+	p := New(Config{Now: func() int64 { return ns }, IRQ: func(l bool) { pc.SetIRQ(IRQ, l) }})
+	master := pc.Master()
+	for _, v := range []uint8{pic.ICW1Select | pic.ICW1IC4, 0x30, 0x04, pic.ICW4uPM, 0xfe} {
+		port := uint64(1)
+		if v == pic.ICW1Select|pic.ICW1IC4 {
+			port = 0
+		}
+		if err := master.Write(port, []byte{v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, v := range []uint8{0x34, 1193 & 0xff, 1193 >> 8} { // mode 2, 1 kHz
+		port := uint64(Counter0Port)
+		if v == 0x34 {
+			port = ControlPort
+		}
+		if err := p.Write(port, []byte{v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		dl, ok := p.NextDeadline()
+		if !ok {
+			t.Fatalf("period %d: no deadline", i)
+		}
+		if _, ok := pc.Pending(); ok {
+			t.Fatalf("period %d: interrupt pending before the deadline", i)
+		}
+		ns = dl
+		p.Tick(ns)
+		if v, ok := pc.Pending(); !ok || v != 0x30 {
+			t.Fatalf("period %d: Pending() = %#x, %v, want 0x30", i, v, ok)
+		}
+		if v := pc.Ack(); v != 0x30 {
+			t.Fatalf("period %d: Ack() = %#x", i, v)
+		}
+		if err := master.Write(0, []byte{pic.OCW2NonSpecificEOI}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
