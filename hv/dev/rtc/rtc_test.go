@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/godwit-hv/godwit/hv/bus"
+	"github.com/godwit-hv/godwit/hv/dev/pic"
 	. "github.com/godwit-hv/godwit/hv/dev/rtc"
 )
 
@@ -320,4 +321,43 @@ func FuzzPorts(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDrivesPIC wires the RTC to IRQ 8 of the 8259A model and checks the
+// periodic interrupt reaches the vCPU once per register C read.
+func TestDrivesPIC(t *testing.T) {
+	pc := pic.New(pic.Config{})
+	ns := int64(start)
+	r := New(Config{Now: func() int64 { return ns }, Wall: func() time.Time { return wall }, IRQ: func(l bool) { pc.SetIRQ(IRQ, l) }})
+	for _, w := range []struct {
+		d    bus.Device
+		port uint64
+		v    uint8
+	}{
+		{pc.Master(), 0, pic.ICW1Select | pic.ICW1IC4}, {pc.Master(), 1, 0x30}, {pc.Master(), 1, 0x04},
+		{pc.Master(), 1, pic.ICW4uPM}, {pc.Master(), 1, 0xfb},
+		{pc.Slave(), 0, pic.ICW1Select | pic.ICW1IC4}, {pc.Slave(), 1, 0x38}, {pc.Slave(), 1, 0x02},
+		{pc.Slave(), 1, pic.ICW4uPM}, {pc.Slave(), 1, 0xfe},
+		{r, IndexPort, RegB}, {r, DataPort, BPIE | B24h},
+	} {
+		if err := w.d.Write(w.port, []byte{w.v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		dl, ok := r.NextDeadline()
+		if !ok {
+			t.Fatalf("period %d: no deadline", i)
+		}
+		ns = dl
+		r.Tick(ns)
+		if v := pc.Ack(); v != 0x38 {
+			t.Fatalf("period %d: Ack() = %#x, want 0x38", i, v)
+		}
+		if got := readReg(t, r, RegC); got != CIRQF|CPF {
+			t.Errorf("period %d: register C = %#x", i, got)
+		}
+		_ = pc.Slave().Write(0, []byte{pic.OCW2NonSpecificEOI})
+		_ = pc.Master().Write(0, []byte{pic.OCW2NonSpecificEOI})
+	}
 }
