@@ -127,15 +127,14 @@ func (c *counter) ce(t int64) int64 {
 	case 2:
 		x = c.n - e%c.n
 	case 3:
-		// The CE counts down by two in each half period.
+		// Each half period loads N (N-1 when odd) and counts down by
+		// two; an odd count stays high one clock past reaching 0
+		// (82C54 datasheet, mode 3).
 		k := e % c.n
 		if half := (c.n + 1) / 2; k >= half {
 			k -= half
 		}
 		x = c.n&^1 - 2*k
-		if x <= 0 {
-			x = 2
-		}
 	default:
 		x = ((c.n-e)%m + m) % m
 	}

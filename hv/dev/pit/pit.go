@@ -17,8 +17,8 @@
 // LSB/MSB/two-byte access, the counter latch and read-back commands, the
 // status byte with OUT and NULL COUNT, gates (counters 0 and 1 are tied
 // high on the PC; counter 2's is bit 0 of port 0x61). Mode 3 with an odd
-// count uses the datasheet's high (N+1)/2, low (N-1)/2 split, but the CE
-// value read back in mode 3 is approximate. Counts of 1 in modes 2 and 3,
+// count uses the datasheet's high (N+1)/2, low (N-1)/2 split. Counts of 1
+// in modes 2 and 3,
 // illegal on the chip, produce no edges. A counter that is not counting
 // reads back the value its CE held when it stopped. Counters power on as
 // a BIOS leaves them programmed (mode 3, two-byte access, binary) but do

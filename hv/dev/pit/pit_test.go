@@ -168,12 +168,15 @@ func TestScripts(t *testing.T) {
 		{"mode 3 square wave on counter 2", seq(
 			at(0), out(NMISCPort, NMISCGate2), out(ctl, 0x80|rwBoth|mode(3)), out2(true),
 			out(ch2, 10), out(ch2, 0), at(1), out2(true), at(5), out2(true), at(6), out2(false),
-			at(10), out2(false), at(11), out2(true), at(1), count(ch2, 10),
+			at(10), out2(false), at(11), out2(true), count(ch2, 10), at(12), count(ch2, 8),
+			at(16), count(ch2, 10), at(20), count(ch2, 2),
 			out(NMISCPort, 0), at(100), out2(true), // gate low forces OUT high
 		)},
 		{"mode 3 odd count", seq(
 			at(0), out(NMISCPort, NMISCGate2), out(ctl, 0x80|rwBoth|mode(3)), out(ch2, 5), out(ch2, 0),
-			at(3), out2(true), at(4), out2(false), at(5), out2(false), at(6), out2(true),
+			at(1), count(ch2, 4), at(2), count(ch2, 2), at(3), out2(true), count(ch2, 0),
+			at(4), out2(false), count(ch2, 4), at(5), out2(false), count(ch2, 2),
+			at(6), out2(true), count(ch2, 4),
 		)},
 		{"mode 4 strobe", seq(
 			at(0), out(NMISCPort, NMISCGate2), out(ctl, 0x80|RWLSB<<CWRWShift|mode(4)), out(ch2, 4),
