@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/godwit-hv/godwit/hv/bus"
 	"github.com/godwit-hv/godwit/hv/emu"
@@ -45,7 +46,13 @@ func stopWith(failed bool, format string, args ...any) action {
 func (c *vcpu) loop() (string, bool) {
 	for {
 		if c.vm.stopReq.Load() {
+			if c.vm.resetReq.Load() {
+				return "reset by the guest", false
+			}
 			return "stopped by the host", false
+		}
+		if act := c.deliverInterrupt(); act.stop {
+			return act.reason, act.failed
 		}
 		exit, err := c.hw.Run()
 		if err != nil {
@@ -129,13 +136,17 @@ func (c *vcpu) handle(e Exit) action {
 			return c.advance(e)
 		})
 	case ExitHLT:
-		return c.withState(func() action {
+		act := c.withState(func() action {
 			if c.st.RFLAGS&RFLAGSIF == 0 {
 				return stopWith(false, "halted with interrupts disabled at %#x", c.st.RIP)
 			}
-			// No device of this VM raises interrupts yet: a halted guest waits forever.
-			return stopWith(false, "halted at %#x (no interrupt sources)", c.st.RIP)
+			return c.advance(e)
 		})
+		if act.stop {
+			return act
+		}
+		c.halt()
+		return cont
 	case ExitShutdown:
 		c.hw.State(&c.st)
 		return stopWith(true, "triple fault (shutdown) at RIP %#x", c.st.RIP)
@@ -323,4 +334,38 @@ func (c *vcpu) access(linear uint64, data []byte, write bool) error {
 		c.fault = err
 	}
 	return err
+}
+
+// deliverInterrupt injects the PIC's pending interrupt when the guest can take it, or asks for
+// an interrupt-window exit when it cannot yet.
+func (c *vcpu) deliverInterrupt() action {
+	p := c.vm.plat.pic
+	if _, ok := p.Pending(); !ok {
+		return cont
+	}
+	if err := c.hw.State(&c.st); err != nil {
+		return stopWith(true, "reading guest state: %v", err)
+	}
+	if c.st.RFLAGS&RFLAGSIF == 0 || c.st.InterruptShadow {
+		c.hw.SetInterruptWindow(true)
+		return cont
+	}
+	c.hw.SetInterruptWindow(false)
+	return c.inject(Event{Kind: EventExternal, Vector: p.Ack()})
+}
+
+// halt parks the vCPU after HLT until an interrupt is pending or the VM is asked to stop.
+func (c *vcpu) halt() {
+	t := time.NewTimer(50 * time.Millisecond)
+	defer t.Stop()
+	for !c.vm.stopReq.Load() {
+		if _, ok := c.vm.plat.pic.Pending(); ok {
+			return
+		}
+		select {
+		case <-c.vm.plat.cpuWake:
+		case <-t.C:
+			t.Reset(50 * time.Millisecond) // re-check the stop request
+		}
+	}
 }

@@ -62,6 +62,7 @@ type VM struct {
 	Console *Console
 	uart    *uart.UART
 	exitDev *debugexit.Device
+	plat    *platform
 
 	mu       sync.Mutex
 	state    State
@@ -74,6 +75,7 @@ type VM struct {
 	done     chan struct{}
 	started  time.Time
 	stopReq  atomic.Bool
+	resetReq atomic.Bool // the guest reset itself (8042)
 	exits    [ExitUnhandled + 1]atomic.Uint64
 	rawExits sync.Map // RawName -> *atomic.Uint64
 }
@@ -94,21 +96,40 @@ func NewVM(cfg Config) (*VM, error) {
 		start := time.Now()
 		cfg.TSC = func() uint64 { return uint64(time.Since(start)) }
 	}
-	vm := &VM{cfg: cfg, bus: bus.New(), Console: NewConsole(64 << 10)}
-	vm.uart = uart.New(uart.Config{Out: vm.Console})
-	vm.exitDev = debugexit.New(func(int) { vm.stopReq.Store(true) })
-	if err := vm.bus.Register(bus.PIO, uart.COM1Port, uart.NumRegs, "com1", vm.uart); err != nil {
+	vm := &VM{cfg: cfg, Console: NewConsole(64 << 10)}
+	if err := vm.buildMachine(); err != nil {
 		return nil, err
-	}
-	if err := vm.bus.Register(bus.PIO, DebugExitPort, 4, "debug-exit", vm.exitDev); err != nil {
-		return nil, err
-	}
-	if cfg.Devices != nil {
-		if err := cfg.Devices(vm.bus); err != nil {
-			return nil, fmt.Errorf("vm %q: devices: %w", cfg.Name, err)
-		}
 	}
 	return vm, nil
+}
+
+// buildMachine makes the VM's devices afresh, as at power-on: the PC platform (platform.go),
+// a 16550 at COM1 whose output goes to the VM's console, the debug-exit device at port 0xf4,
+// and whatever Config.Devices adds.
+func (vm *VM) buildMachine() error {
+	b := bus.New()
+	plat, err := newPlatform(b, func() {
+		vm.resetReq.Store(true)
+		vm.stopReq.Store(true)
+	})
+	if err != nil {
+		return fmt.Errorf("vm %q: platform: %w", vm.cfg.Name, err)
+	}
+	u := uart.New(uart.Config{Out: vm.Console, IRQ: func(level bool) { plat.pic.SetIRQ(irqCOM1, level) }})
+	exitDev := debugexit.New(func(int) { vm.stopReq.Store(true) })
+	if err := b.Register(bus.PIO, uart.COM1Port, uart.NumRegs, "com1", u); err != nil {
+		return err
+	}
+	if err := b.Register(bus.PIO, DebugExitPort, 4, "debug-exit", exitDev); err != nil {
+		return err
+	}
+	if vm.cfg.Devices != nil {
+		if err := vm.cfg.Devices(b); err != nil {
+			return fmt.Errorf("vm %q: devices: %w", vm.cfg.Name, err)
+		}
+	}
+	vm.bus, vm.plat, vm.uart, vm.exitDev = b, plat, u, exitDev
+	return nil
 }
 
 // DebugExitPort is where the debug-exit device sits (QEMU's isa-debug-exit default).
@@ -138,10 +159,18 @@ func (vm *VM) Start() error {
 	if vm.freeMem != nil {
 		vm.freeMem()
 	}
+	if vm.started != (time.Time{}) {
+		// A second start is a power cycle: fresh devices.
+		if err := vm.buildMachine(); err != nil {
+			vm.mu.Unlock()
+			free()
+			return err
+		}
+	}
 	vm.mem, vm.freeMem = mem, free
 	vm.state, vm.reason, vm.exited, vm.failed, vm.exitCode = StateRunning, "", false, false, 0
-	vm.exitDev.Restore(debugexit.State{})
 	vm.stopReq.Store(false)
+	vm.resetReq.Store(false)
 	vm.done = make(chan struct{})
 	vm.started = time.Now()
 	ready := make(chan error, 1)
@@ -289,6 +318,9 @@ func (vm *VM) runVCPU(id int, init *CPUState, ready chan<- error) {
 		return
 	}
 	ready <- nil
+	stopTimers := make(chan struct{})
+	defer close(stopTimers)
+	go vm.plat.runTimers(stopTimers)
 	c := &vcpu{vm: vm, id: id, hw: bcpu}
 	c.emu.Fetcher = c
 	c.emu.Memory = c

@@ -13,7 +13,7 @@ import (
 // into bin/guests) run as VMs through the admin shell; hostile guests are contained with a
 // clear message while the host and other VMs go on.
 
-var guestNames = []string{"hello", "longmode", "realmode", "oob", "triple", "garbage", "spin"}
+var guestNames = []string{"hello", "longmode", "realmode", "oob", "triple", "garbage", "spin", "irq"}
 
 func guestModules() []string {
 	var mods []string
@@ -65,6 +65,11 @@ func vmSession(t *testing.T, m *rig.Machine, boot time.Duration, backend string,
 	wait("rm", "exited 0")
 	logHas("lm", "longmode: PASS")
 	logHas("rm", "realmode: PASS")
+
+	// Timer interrupts from the emulated 8254 through the 8259 wake the guest from HLT.
+	run("irq", "irq", "")
+	wait("irq", "exited 0")
+	logHas("irq", "irq: PASS")
 
 	run("garbage", "garbage", "")
 	wait("garbage", "exited 0")
