@@ -21,6 +21,13 @@ const (
 	cpuid1ECXOSXSAVE    = 1 << 27
 	cpuid1ECXAVX        = 1 << 28
 	cpuid1ECXHypervisor = 1 << 31
+	cpuid1EDXMCE        = 1 << 7  // machine-check exception: no MCG_* MSRs here
+	cpuid1EDXMTRR       = 1 << 12 // MTRRs: only MTRRcap/MTRRdefType are answered
+	cpuid1EDXMCA        = 1 << 14
+	cpuid1EDXDS         = 1 << 21 // debug store
+	cpuid1EDXACPI       = 1 << 22 // thermal monitor MSRs
+	cpuid1EDXTM         = 1 << 29
+	cpuid1EDXPBE        = 1 << 31
 	cpuidExt1ECXSVM     = 1 << 2
 
 	// HypervisorLeaf is the base of Godwit's CPUID leaves; its EBX:ECX:EDX spell the vendor.
@@ -59,6 +66,7 @@ func (p CPUIDPolicy) Query(leaf, sub uint32) (a, b, c, d uint32) {
 		c &^= cpuid1ECXMonitor | cpuid1ECXVMX | cpuid1ECXSMX | cpuid1ECXPCID | cpuid1ECXX2APIC |
 			cpuid1ECXTSCDL | cpuid1ECXXSAVE | cpuid1ECXOSXSAVE | cpuid1ECXAVX
 		c |= cpuid1ECXHypervisor
+		d &^= cpuid1EDXMCE | cpuid1EDXMTRR | cpuid1EDXMCA | cpuid1EDXDS | cpuid1EDXACPI | cpuid1EDXTM | cpuid1EDXPBE
 		b &^= 0xFF << 24 // initial APIC ID: vCPU 0
 	case 7:
 		// Structured extended features: none beyond what leaf 1 says, until XSAVE is virtualized.

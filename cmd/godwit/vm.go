@@ -21,10 +21,19 @@ type vmManager struct {
 	mu  sync.Mutex
 	vms map[string]*hv.VM
 	// newVM builds a VM from a module (bare metal: vm_bare.go); tests replace it.
-	newVM func(name string, mod moduleRef, mem uint64, cmdline string) (*hv.VM, error)
+	newVM func(spec vmSpec) (*hv.VM, error)
 }
 
 var vms = &vmManager{vms: map[string]*hv.VM{}}
+
+// vmSpec is what `vm create` asked for.
+type vmSpec struct {
+	Name    string
+	Kernel  moduleRef
+	Initrd  *moduleRef
+	Mem     uint64
+	Cmdline string
+}
 
 // moduleRef is a boot module by name: the base name of its path; the words after the path are
 // its command line. Multiboot loaders put "path args" in the module string.
@@ -63,7 +72,7 @@ func findModule(in *boot.Info, name string) (moduleRef, error) {
 
 func init() {
 	extraCommands = append(extraCommands, &command{"vm",
-		"vm create NAME kernel=MODULE [mem=SIZE] [cmdline=\"...\"] | vm start|stop|wait|delete|console|log NAME | vm list",
+		"vm create NAME kernel=MODULE [initrd=MODULE] [mem=SIZE] [cmdline=\"...\"] | vm start|stop|wait|delete|console|log NAME | vm list",
 		"create, run and inspect virtual machines", cmdVM})
 }
 
@@ -153,7 +162,7 @@ func vmCreate(sh *shell, name string, opts []string) error {
 	if !validName(name) {
 		return fmt.Errorf("bad VM name %q: use letters, digits, '-' and '_'", name)
 	}
-	var kernel, cmdline string
+	var kernel, initrd, cmdline string
 	mem := uint64(defaultGuestMem)
 	for _, o := range opts {
 		k, v, ok := strings.Cut(o, "=")
@@ -163,6 +172,8 @@ func vmCreate(sh *shell, name string, opts []string) error {
 		switch k {
 		case "kernel":
 			kernel = v
+		case "initrd":
+			initrd = v
 		case "cmdline":
 			cmdline = v
 		case "mem":
@@ -175,7 +186,7 @@ func vmCreate(sh *shell, name string, opts []string) error {
 			}
 			mem = n
 		default:
-			return fmt.Errorf("unknown option %q (kernel=, mem=, cmdline=)", k)
+			return fmt.Errorf("unknown option %q (kernel=, initrd=, mem=, cmdline=)", k)
 		}
 	}
 	if kernel == "" {
@@ -185,6 +196,14 @@ func vmCreate(sh *shell, name string, opts []string) error {
 	if err != nil {
 		return err
 	}
+	spec := vmSpec{Name: name, Kernel: mod, Mem: mem, Cmdline: cmdline}
+	if initrd != "" {
+		m, err := findModule(sh.h.BootInfo(), initrd)
+		if err != nil {
+			return err
+		}
+		spec.Initrd = &m
+	}
 	vms.mu.Lock()
 	defer vms.mu.Unlock()
 	if vms.vms[name] != nil {
@@ -193,7 +212,7 @@ func vmCreate(sh *shell, name string, opts []string) error {
 	if vms.newVM == nil {
 		return errors.New("no virtualization backend on this host")
 	}
-	vm, err := vms.newVM(name, mod, mem, cmdline)
+	vm, err := vms.newVM(spec)
 	if err != nil {
 		return err
 	}

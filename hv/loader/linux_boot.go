@@ -321,3 +321,9 @@ func (p *linuxPlan) initialState() *hv.CPUState {
 	s.GPR[hv.RSP] = linuxStackTop
 	return s
 }
+
+// IsBzImage reports whether image starts like a Linux bzImage: the boot sector's 0xAA55 flag
+// and the setup header's "HdrS" magic (Linux boot protocol, "The Real-Mode Kernel Header").
+func IsBzImage(image []byte) bool {
+	return len(image) > 0x206 && image[0x1FE] == 0x55 && image[0x1FF] == 0xAA && string(image[0x202:0x206]) == "HdrS"
+}
