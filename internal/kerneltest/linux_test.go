@@ -19,15 +19,12 @@ func debianKernel(t *testing.T) (kernel, initrd string) {
 	return ks[len(ks)-1], is[len(is)-1]
 }
 
-// TestLinuxInitramfsShell boots Debian's stock kernel and initramfs as a Godwit guest on QEMU's
-// SVM, reaches the initramfs BusyBox shell on the guest's COM1 and runs a command through
-// `vm console`. It uses the legacy PC platform (8259, 8254, CMOS, 16550): the APIC, ACPI and
-// virtio parts of the Linux-guest issue come later, hence noapic nolapic acpi=off here.
-func TestLinuxInitramfsShell(t *testing.T) {
-	t.Parallel()
-	kernel, initrd := debianKernel(t)
-	m := rig.QEMU(t, rig.Options{Name: "linux", Modules: []string{kernel, initrd}})
-	m.Expect(Prompt, time.Minute)
+// linuxShell boots Debian's stock kernel and initramfs as a Godwit guest, reaches the initramfs
+// BusyBox shell on the guest's COM1 and runs a command through `vm console`. It uses the legacy
+// PC platform (8259, 8254, CMOS, 16550): the APIC, ACPI and virtio parts of the Linux-guest
+// issue come later, hence noapic nolapic acpi=off here.
+func linuxShell(t *testing.T, m *rig.Machine, kernel, initrd string, slow time.Duration) {
+	m.Expect(Prompt, slow)
 	m.SendLine("vm create lx kernel=" + filepath.Base(kernel) + " initrd=" + filepath.Base(initrd) +
 		` mem=384M cmdline="console=ttyS0 noapic nolapic acpi=off"`)
 	m.Expect("vm lx: created", 30*time.Second)
@@ -35,11 +32,11 @@ func TestLinuxInitramfsShell(t *testing.T) {
 	m.Expect("vm lx: started", 30*time.Second)
 	m.SendLine("vm console lx")
 	m.Expect("connected to lx's console", 30*time.Second)
-	m.Expect("Linux version", 2*time.Minute)
-	m.Expect("Run /init as init process", 5*time.Minute)
-	m.Expect("(initramfs)", 5*time.Minute)
+	m.Expect("Linux version", slow)
+	m.Expect("Run /init as init process", slow)
+	m.Expect("(initramfs)", slow)
 	m.SendLine("echo godwit-$((6*7))")
-	m.Expect("godwit-42", 2*time.Minute)
+	m.Expect("godwit-42", slow)
 	m.Send("\x1d")
 	m.Expect("detached from lx (running)", 30*time.Second)
 	m.SendLine("vm stop lx")
@@ -48,4 +45,20 @@ func TestLinuxInitramfsShell(t *testing.T) {
 	if _, err := m.Wait(time.Minute); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestLinuxShellSVMQEMU: on QEMU TCG's SVM (about 17 s to the shell here).
+func TestLinuxShellSVMQEMU(t *testing.T) {
+	t.Parallel()
+	kernel, initrd := debianKernel(t)
+	m := rig.QEMU(t, rig.Options{Name: "linux-svm", Modules: []string{kernel, initrd}})
+	linuxShell(t, m, kernel, initrd, 5*time.Minute)
+}
+
+// TestLinuxShellVMXBochs: on Bochs's VMX (about 140 s to the shell here).
+func TestLinuxShellVMXBochs(t *testing.T) {
+	t.Parallel()
+	kernel, initrd := debianKernel(t)
+	m := rig.Bochs(t, rig.Options{Name: "linux-vmx", Modules: []string{kernel, initrd}})
+	linuxShell(t, m, kernel, initrd, 12*time.Minute)
 }
