@@ -76,6 +76,7 @@ type VM struct {
 	started  time.Time
 	stopReq  atomic.Bool
 	resetReq atomic.Bool // the guest reset itself (8042)
+	reboots  atomic.Uint64
 	exits    [ExitUnhandled + 1]atomic.Uint64
 	rawExits sync.Map // RawName -> *atomic.Uint64
 }
@@ -246,6 +247,7 @@ type Info struct {
 	Failed   bool
 	ExitCode int
 	Exited   bool
+	Reboots  uint64 // resets by the guest, each followed by a fresh start
 }
 
 // Info returns the VM's current state.
@@ -253,7 +255,8 @@ func (vm *VM) Info() Info {
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	in := Info{Name: vm.cfg.Name, State: vm.state, MemSize: vm.cfg.MemSize, Backend: vm.cfg.Backend.Name(),
-		Exits: map[string]uint64{}, RawExits: map[string]uint64{}, Failed: vm.failed, ExitCode: vm.exitCode, Exited: vm.exited}
+		Exits: map[string]uint64{}, RawExits: map[string]uint64{}, Failed: vm.failed, ExitCode: vm.exitCode, Exited: vm.exited,
+		Reboots: vm.reboots.Load()}
 	for k := range vm.exits {
 		if n := vm.exits[k].Load(); n > 0 {
 			in.Exits[ExitKind(k).String()] = n
@@ -326,6 +329,17 @@ func (vm *VM) runVCPU(id int, init *CPUState, ready chan<- error) {
 	c.emu.Memory = c
 	reason, failed := c.loop()
 	vm.finish(reason, failed)
+	if vm.resetReq.Load() && !failed {
+		// The guest reset the machine (8042 pulse): power-cycle it, as a PC would reboot.
+		vm.reboots.Add(1)
+		go func() {
+			if err := vm.Start(); err != nil {
+				vm.mu.Lock()
+				vm.reason, vm.failed = "reboot failed: "+err.Error(), true
+				vm.mu.Unlock()
+			}
+		}()
+	}
 }
 
 type atomicCounter = atomic.Uint64

@@ -252,7 +252,11 @@ func vmList(sh *shell) error {
 	fmt.Fprintf(sh.out, "%-12s %-8s %-6s %s\n", "NAME", "STATE", "MEM", "STATUS / EXITS")
 	for _, vm := range list {
 		in := vm.Info()
-		fmt.Fprintf(sh.out, "%-12s %-8s %-6s %s\n", in.Name, in.State, fmt.Sprintf("%dM", in.MemSize>>20), in.Status)
+		status := in.Status
+		if in.Reboots > 0 {
+			status += fmt.Sprintf(" (rebooted %d times)", in.Reboots)
+		}
+		fmt.Fprintf(sh.out, "%-12s %-8s %-6s %s\n", in.Name, in.State, fmt.Sprintf("%dM", in.MemSize>>20), status)
 		var kinds []string
 		for k, n := range in.RawExits {
 			kinds = append(kinds, fmt.Sprintf("%s=%d", k, n))

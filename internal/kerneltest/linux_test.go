@@ -37,10 +37,16 @@ func linuxShell(t *testing.T, m *rig.Machine, kernel, initrd string, slow time.D
 	m.Expect("(initramfs)", slow)
 	m.SendLine("echo godwit-$((6*7))")
 	m.Expect("godwit-42", slow)
+	// A reboot from inside the guest (the 8042 reset line) starts it afresh.
+	m.SendLine("reboot -f")
+	m.Expect("Linux version", slow)
+	m.Expect("(initramfs)", slow)
 	m.Send("\x1d")
 	m.Expect("detached from lx (running)", 30*time.Second)
 	m.SendLine("vm stop lx")
 	m.Expect("vm lx: stopped: stopped by the host", 30*time.Second)
+	m.SendLine("vm list")
+	m.Expect("(rebooted 1 times)", 30*time.Second)
 	m.SendLine("poweroff")
 	if _, err := m.Wait(time.Minute); err != nil {
 		t.Fatal(err)
