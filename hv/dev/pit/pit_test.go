@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/godwit-hv/godwit/hv/bus"
+	"github.com/godwit-hv/godwit/hv/dev/devtest"
 	"github.com/godwit-hv/godwit/hv/dev/pic"
 	. "github.com/godwit-hv/godwit/hv/dev/pit"
 )
@@ -67,17 +68,9 @@ func (rg *rig) run(t *testing.T, steps []step) {
 		case "at":
 			rg.ns = TimeOfTick(t0 + s.t)
 		case "out":
-			if err := rg.b.Write(bus.PIO, s.port, []byte{s.val}); err != nil {
-				t.Fatalf("step %d: out(%#x, %#x) = %v", i, s.port, s.val, err)
-			}
+			devtest.Out(t, rg.b, i, s.port, s.val)
 		case "in":
-			d := []byte{0}
-			if err := rg.b.Read(bus.PIO, s.port, d); err != nil {
-				t.Fatalf("step %d: in(%#x) = %v", i, s.port, err)
-			}
-			if d[0] != s.val {
-				t.Errorf("step %d: in(%#x) = %#02x, want %#02x", i, s.port, d[0], s.val)
-			}
+			devtest.In(t, rg.b, i, s.port, s.val)
 		case "out2":
 			d := []byte{0}
 			if err := rg.b.Read(bus.PIO, NMISCPort, d); err != nil {
