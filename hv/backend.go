@@ -4,7 +4,11 @@
 // (AMD-V) and vmx (Intel VT-x) packages implement; a fake backend drives it in unit tests.
 package hv
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/godwit-hv/godwit/hv/emu"
+)
 
 // Backend is a hardware virtualization backend.
 type Backend interface {
@@ -73,24 +77,13 @@ type Table struct {
 	Limit uint32
 }
 
-// General-purpose register indexes into CPUState.GPR (the x86 encoding order).
+// General-purpose register indexes into CPUState.GPR: the x86 encoding order, the numbering
+// hv/emu's register file uses, so a CPUState's GPRs and an emulator's are interchangeable.
 const (
-	RAX = iota
-	RCX
-	RDX
-	RBX
-	RSP
-	RBP
-	RSI
-	RDI
-	R8
-	R9
-	R10
-	R11
-	R12
-	R13
-	R14
-	R15
+	RAX, RCX, RDX, RBX = emu.RAX, emu.RCX, emu.RDX, emu.RBX
+	RSP, RBP, RSI, RDI = emu.RSP, emu.RBP, emu.RSI, emu.RDI
+	R8, R9, R10, R11   = emu.R8, emu.R9, emu.R10, emu.R11
+	R12, R13, R14, R15 = emu.R12, emu.R13, emu.R14, emu.R15
 )
 
 // CPUState is a vCPU's architectural state.
