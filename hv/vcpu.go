@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/godwit-hv/godwit/hv/bus"
 	"github.com/godwit-hv/godwit/hv/emu"
@@ -354,18 +353,14 @@ func (c *vcpu) deliverInterrupt() action {
 	return c.inject(Event{Kind: EventExternal, Vector: p.Ack()})
 }
 
-// halt parks the vCPU after HLT until an interrupt is pending or the VM is asked to stop.
+// halt parks the vCPU after HLT until an interrupt is pending or the VM is asked to stop. Both
+// signal cpuWake (the PIC when its output rises, Stop after setting the request); the channel
+// holds one wake, so one sent between the checks and the wait is not lost.
 func (c *vcpu) halt() {
-	t := time.NewTimer(50 * time.Millisecond)
-	defer t.Stop()
 	for !c.vm.stopReq.Load() {
 		if _, ok := c.vm.plat.pic.Pending(); ok {
 			return
 		}
-		select {
-		case <-c.vm.plat.cpuWake:
-		case <-t.C:
-			t.Reset(50 * time.Millisecond) // re-check the stop request
-		}
+		<-c.vm.plat.cpuWake
 	}
 }

@@ -192,9 +192,10 @@ func (vm *VM) Stop(timeout time.Duration) error {
 		vm.mu.Unlock()
 		return fmt.Errorf("vm %s is %s: %w", vm.cfg.Name, vm.state, ErrState)
 	}
-	done := vm.done
+	done, plat := vm.done, vm.plat
 	vm.mu.Unlock()
 	vm.stopReq.Store(true)
+	signal(plat.cpuWake) // a vCPU asleep in HLT notices at once
 	select {
 	case <-done:
 		return nil

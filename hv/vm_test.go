@@ -353,3 +353,33 @@ func TestTranslateLongMode(t *testing.T) {
 		t.Errorf("Translate of an unmapped page = %v, want ErrPageFault", err)
 	}
 }
+
+// TestStopHaltedGuest: a guest asleep in HLT with interrupts on (and no interrupt coming)
+// stops at once when the host asks.
+func TestStopHaltedGuest(t *testing.T) {
+	b := &fakeBackend{}
+	halted := make(chan struct{})
+	b.steps = []func(*CPUState) Exit{
+		func(s *CPUState) Exit {
+			s.RFLAGS |= RFLAGSIF
+			close(halted)
+			return Exit{Kind: ExitHLT, NextRIP: 0x1001}
+		},
+	}
+	vm, _ := newTestVM(t, b, nil)
+	if err := vm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-halted
+	time.Sleep(10 * time.Millisecond) // let the vCPU reach its wait
+	start := time.Now()
+	if err := vm.Stop(2 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Errorf("Stop of a halted guest took %v", took)
+	}
+	if in := vm.Info(); in.Status != "stopped: stopped by the host" {
+		t.Errorf("status = %q", in.Status)
+	}
+}
