@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -11,6 +12,20 @@ type bootOptions struct {
 	Strace   bool   // godwit.strace=1: trace system calls on the console (read by arch/ring0)
 	Backend  string // godwit.backend=vmx|svm|auto: force a virtualization backend
 }
+
+// extraBootOption is a boot option that another file of the kernel registers from an init
+// function (extraBootOptions[name] = ...), with the setter that checks and keeps its value.
+type extraBootOption struct {
+	usage string // "godwit.net=SPEC", for the list of known options
+	set   func(val string) error
+}
+
+// extraBootOptions are the registered options, by full name ("godwit.net").
+var extraBootOptions = map[string]extraBootOption{}
+
+// startupHooks run in registration order after the backends are set up and before the shell
+// starts; each reports its own problems on the console and must not stop the boot.
+var startupHooks []func()
 
 // parseBootOptions reads the command line. The loader may put the kernel's path first (GRUB
 // and QEMU do); other words that are not godwit options are reported, as are unknown godwit
@@ -36,6 +51,12 @@ func parseBootOptions(cmdline string) (bootOptions, []string) {
 			}
 			continue
 		}
+		if opt, ok := extraBootOptions[key]; ok {
+			if err := opt.set(val); err != nil {
+				warn = append(warn, fmt.Sprintf("boot option %s: %v", key, err))
+			}
+			continue
+		}
 		var dst *bool
 		switch key {
 		case "godwit.selftest":
@@ -43,7 +64,7 @@ func parseBootOptions(cmdline string) (bootOptions, []string) {
 		case "godwit.strace":
 			dst = &o.Strace
 		default:
-			warn = append(warn, fmt.Sprintf("unknown boot option %q (known: godwit.selftest=0|1, godwit.strace=0|1, godwit.backend=vmx|svm|auto)", key))
+			warn = append(warn, fmt.Sprintf("unknown boot option %q (known: %s)", key, knownBootOptions()))
 			continue
 		}
 		switch val {
@@ -56,4 +77,15 @@ func parseBootOptions(cmdline string) (bootOptions, []string) {
 		}
 	}
 	return o, warn
+}
+
+// knownBootOptions lists every boot option for error messages.
+func knownBootOptions() string {
+	known := []string{"godwit.selftest=0|1", "godwit.strace=0|1", "godwit.backend=vmx|svm|auto"}
+	var extra []string
+	for _, o := range extraBootOptions {
+		extra = append(extra, o.usage)
+	}
+	sort.Strings(extra)
+	return strings.Join(append(known, extra...), ", ")
 }

@@ -50,6 +50,9 @@ func main() {
 		return
 	}
 	setupVMs(opts.Backend, h.features)
+	for _, hook := range startupHooks {
+		hook()
+	}
 	sh := newShell(os.Stdin, os.Stdout, h)
 	fmt.Println("godwit: admin shell on the console; type 'help'")
 	if err := sh.Run(); err != nil {
