@@ -98,6 +98,9 @@ func godwitCall(t *thread, op, a, b uint64) uint64 {
 		straceOn = a != 0
 		return 0
 	}
+	if r, ok := irqCall(t, op, a, b); ok { // irq.go
+		return r
+	}
 	return errno(eINVAL)
 }
 

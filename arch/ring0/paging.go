@@ -1,5 +1,7 @@
 package ring0
 
+import "github.com/godwit-hv/godwit/boot"
+
 // The kernel's page tables: physical memory identity-mapped with 2 MiB pages (the first 2 MiB
 // with 4 KiB pages and page 0 absent, so nil dereferences fault), and the Go runtime's mmap
 // regions above, backed with 4 KiB pages on demand. Tables come from the frame allocator.
@@ -184,4 +186,98 @@ func present(va uint64) (ok, writable bool) {
 	}
 	e := *physU64(ep)
 	return e&ptePresent != 0, e&pteWritable != 0
+}
+
+// protMMIO marks the address-space regions MapMMIO took above the identity map, so mmap never
+// hands them out.
+const protMMIO = protReserved | protRead | protWrite
+
+// mmioWindowLo..mmioWindowHi is the part of the identity map that buildKernelTables made
+// uncached.
+const (
+	mmioWindowLo = 0xC000_0000
+	mmioWindowHi = 1 << 32
+)
+
+// pdEntry returns the address of the page-directory entry (2 MiB granularity) for va, creating
+// the PDPT and PD when absent; 0 if frames ran out or a 1 GiB page covers va.
+func pdEntry(va uint64) uint64 {
+	table := pml4
+	for level := uint(3); level > 1; level-- {
+		ep := table + ptIndex(va, level)*8
+		e := *physU64(ep)
+		if e&ptePresent == 0 {
+			t, ok := frames.alloc()
+			if !ok {
+				return 0
+			}
+			frames.ptFrames++
+			e = t | ptePresent | pteWritable
+			*physU64(ep) = e
+		} else if e&pteHuge != 0 {
+			return 0
+		}
+		table = e & pteAddr
+	}
+	return table + ptIndex(va, 1)*8
+}
+
+// ramOverlaps reports whether the loader's memory map has usable RAM in [start, end).
+func ramOverlaps(start, end uint64) bool {
+	for i := 0; i < bootInfo.NMem; i++ {
+		r := bootInfo.Mem[i]
+		if r.Type == boot.MemAvailable && r.Base < end && start < r.End() {
+			return true
+		}
+	}
+	return false
+}
+
+// mapMMIO makes [pa, pa+size) accessible uncached at VA = PA, in 2 MiB pages: parts in the
+// uncached window are already; identity-mapped parts elsewhere are switched to uncached if no
+// RAM shares their 2 MiB page; parts above the identity map get new uncached 2 MiB pages and an
+// mmap reservation. Intel SDM Vol. 3A, 12.12.3 "Selecting a Memory Type from the PAT".
+func mapMMIO(pa, size uint64) uint64 {
+	end := pa + size
+	if size == 0 || end < pa || end > userSpaceHi {
+		return errno(eINVAL)
+	}
+	start := pa &^ (hugeSize - 1)
+	end = (end + hugeSize - 1) &^ (hugeSize - 1)
+	// Check everything before changing anything.
+	for a := start; a < end; a += hugeSize {
+		switch {
+		case a >= mmioWindowLo && a < mmioWindowHi:
+		case a < identEnd:
+			if a < hugeSize || ramOverlaps(a, a+hugeSize) {
+				return errno(eINVAL)
+			}
+		default:
+			if v, ok := space.find(a); ok && v.prot == protMMIO {
+				continue
+			}
+			if space.overlaps(a, a+hugeSize) {
+				return errno(eEXIST)
+			}
+		}
+	}
+	flags := uint64(ptePresent | pteWritable | pteHuge | ptePCD | ptePWT)
+	if nxEnabled {
+		flags |= pteNX
+	}
+	for a := start; a < end; a += hugeSize {
+		if a >= mmioWindowLo && a < mmioWindowHi {
+			continue
+		}
+		ep := pdEntry(a)
+		if ep == 0 {
+			return errno(eNOMEM)
+		}
+		*physU64(ep) = a | flags
+		invlpg(uintptr(a))
+	}
+	if end > identEnd && !space.set(max(start, identEnd), end, protMMIO) {
+		return errno(eNOMEM)
+	}
+	return 0
 }

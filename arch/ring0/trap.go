@@ -46,6 +46,8 @@ func trap(tf *TrapFrame) {
 		uartIRQ()
 		lapicEOIWrite()
 		wakeConsoleReaders()
+	case vec >= vecDriverFirst && vec <= vecDriverLast && irqLines[vec].allocated:
+		driverIRQ(int(vec)) // irq.go: counts, masks a level pin, EOI, wakes waiters
 	case vec == vecSpurious || vec >= vecPICBase:
 		// Spurious: no EOI. Intel SDM Vol. 3A, 11.9 "Spurious Interrupt".
 	case vec < 32:
