@@ -13,18 +13,24 @@ GOFILES   := $(shell find . -name '*.go' -o -name '*.s' | grep -v '^./bin/')
 # Debian packages the emulator rigs need (RIGS.md), and what the Linux-guest tests read:
 # Debian's stock kernel (/boot/vmlinuz-*) and iasl to check the guest ACPI tables.
 APT_PKGS  := qemu-system-x86 bochs bochsbios bochs-x seabios vgabios grub-pc-bin grub-common xorriso mtools \
-             linux-image-amd64 acpica-tools
+             linux-image-amd64 acpica-tools busybox-static
 QEMU      := qemu-system-x86_64
 QEMU_ARGS := -accel tcg -cpu max -m 1024 -display none -no-reboot \
              -device isa-debug-exit,iobase=0xf4,iosize=0x04
 
 .PHONY: all iso run run-iso test unit integration bench vet deps clean guests
 
-all: bin/godwit $(TOOLS) guests
+all: bin/godwit $(TOOLS) guests bin/initramfs.cpio.gz
 
 # Test guests of the project's own (GNU as), multiboot kernels for the VM tests.
 guests:
 	$(MAKE) -C testdata/guests OUT=$(abspath bin/guests)
+
+# The Linux guests' initramfs (guest/initramfs): Debian's busybox-static and the virtio and ext4
+# modules of the installed Debian kernel, written by the project's own cpio tool (no root needed).
+bin/initramfs.cpio.gz: bin/godwit-initramfs $(wildcard guest/initramfs/init guest/initramfs/inittab guest/initramfs/profile)
+	@dpkg -s busybox-static linux-image-amd64 >/dev/null 2>&1 || $(MAKE) deps
+	bin/godwit-initramfs -o $@ -src guest/initramfs
 
 bin/godwit.elf: $(GOFILES) go.mod
 	@mkdir -p bin
