@@ -13,7 +13,12 @@ type Console struct {
 	start, n int
 	attached io.Writer
 	total    uint64
+	line     []byte            // the current output line, up to maxLine bytes
+	onLine   func(line string) // called for each complete line, with the console locked
 }
+
+// maxLine bounds the line kept for onLine; longer lines are cut there.
+const maxLine = 512
 
 // NewConsole keeps the last size bytes.
 func NewConsole(size int) *Console { return &Console{buf: make([]byte, size)} }
@@ -24,6 +29,16 @@ func (c *Console) Write(p []byte) (int, error) {
 	defer c.mu.Unlock()
 	c.total += uint64(len(p))
 	for _, b := range p {
+		if c.onLine != nil {
+			switch {
+			case b == '\n':
+				c.onLine(string(c.line))
+				c.line = c.line[:0]
+			case b == '\r':
+			case len(c.line) < maxLine:
+				c.line = append(c.line, b)
+			}
+		}
 		if c.n < len(c.buf) {
 			c.buf[(c.start+c.n)%len(c.buf)] = b
 			c.n++
@@ -61,4 +76,12 @@ func (c *Console) Total() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.total
+}
+
+// watchLines calls f with every complete line of output from now on, without its line end. f
+// runs with the console locked and must not write to it.
+func (c *Console) watchLines(f func(line string)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onLine = f
 }

@@ -9,25 +9,29 @@ import "sync"
 // MSR numbers. Intel SDM Vol. 4, Table 2-2 "IA-32 Architectural MSRs"; AMD APM Vol. 2,
 // Appendix A "MSR Cross-Reference".
 const (
-	MSRTSC            = 0x10
-	MSRAPICBase       = 0x1B
-	MSRMTRRCap        = 0xFE
-	MSRSysenterCS     = 0x174
-	MSRSysenterESP    = 0x175
-	MSRSysenterEIP    = 0x176
-	MSRMiscEnable     = 0x1A0
-	MSRPAT            = 0x277
-	MSRMTRRDefType    = 0x2FF
-	MSREFER           = 0xC0000080
-	MSRSTAR           = 0xC0000081
-	MSRLSTAR          = 0xC0000082
-	MSRCSTAR          = 0xC0000083
-	MSRSFMASK         = 0xC0000084
-	MSRFSBase         = 0xC0000100
-	MSRGSBase         = 0xC0000101
-	MSRKernelGSBase   = 0xC0000102
-	MSRTSCAux         = 0xC0000103
-	apicBaseDefault   = 0xFEE00000 | 1<<11 | 1<<8 // enabled, BSP. Intel SDM Vol. 3A, 11.4.4
+	MSRTSC          = 0x10
+	MSRAPICBase     = 0x1B
+	MSRMTRRCap      = 0xFE
+	MSRSysenterCS   = 0x174
+	MSRSysenterESP  = 0x175
+	MSRSysenterEIP  = 0x176
+	MSRMiscEnable   = 0x1A0
+	MSRPAT          = 0x277
+	MSRMTRRDefType  = 0x2FF
+	MSREFER         = 0xC0000080
+	MSRSTAR         = 0xC0000081
+	MSRLSTAR        = 0xC0000082
+	MSRCSTAR        = 0xC0000083
+	MSRSFMASK       = 0xC0000084
+	MSRFSBase       = 0xC0000100
+	MSRGSBase       = 0xC0000101
+	MSRKernelGSBase = 0xC0000102
+	MSRTSCAux       = 0xC0000103
+	// MSRIntPendingMsg is AMD's Interrupt Pending Message register (BIOS and Kernel Developer's
+	// Guide for AMD Family 0Fh, MSR C001_0055), which Linux reads on CPU families with
+	// erratum 400 (C1E). The guest has no C1E: it reads as 0 and writes are ignored, as the
+	// register is on processors where the BIOS left C1E off.
+	MSRIntPendingMsg  = 0xC0010055
 	miscEnableFastStr = 1 << 0
 	eferSVME          = 1 << 12
 	eferValid         = 1<<0 | 1<<8 | 1<<10 | 1<<11 // SCE, LME, LMA, NXE
@@ -63,9 +67,7 @@ func readMSR(s *CPUState, st *msrStore, tsc func() uint64, msr uint32) (uint64, 
 		return s.PAT, true
 	case MSRTSC:
 		return tsc() + s.TSCOffset, true
-	case MSRAPICBase:
-		return apicBaseDefault, true
-	case MSRMTRRCap, MSRMTRRDefType:
+	case MSRMTRRCap, MSRMTRRDefType, MSRIntPendingMsg:
 		return 0, true
 	case MSRMiscEnable:
 		return miscEnableFastStr, true
@@ -101,8 +103,8 @@ func writeMSR(s *CPUState, st *msrStore, tsc func() uint64, msr uint32, v uint64
 	case MSRTSC:
 		s.TSCOffset = v - tsc() // the guest's TSC reads v now and counts on from there
 		return true
-	case MSRAPICBase, MSRMTRRDefType, MSRMiscEnable:
-		return true // accepted and ignored until the timer and APIC models need them
+	case MSRMTRRDefType, MSRMiscEnable, MSRIntPendingMsg:
+		return true // accepted and ignored: nothing in the guest's platform depends on them
 	case MSRFSBase:
 		s.FS.Base = v
 		return true

@@ -13,9 +13,11 @@ import (
 // goroutine locked to its OS thread. Host timer interrupts make the guest exit (ExitInterrupt),
 // which is where the loop notices a stop request and where the host scheduler time-slices VMs.
 type vcpu struct {
-	vm    *VM
-	id    int
-	hw    BackendVCPU
+	vm      *VM
+	id      int
+	link    *cpuLink
+	kvmTime uint64 // MSR_KVM_SYSTEM_TIME_NEW as written
+	hw      BackendVCPU
 	st    CPUState
 	msrs  msrStore
 	emu   emu.Emulator
@@ -42,25 +44,72 @@ func stopWith(failed bool, format string, args ...any) action {
 	return action{stop: true, failed: failed, reason: fmt.Sprintf(format, args...)}
 }
 
-func (c *vcpu) loop() (string, bool) {
+// run runs the vCPU until the VM stops: an application processor (or any vCPU after INIT)
+// first waits for a start-up IPI, then enters the guest in real mode at the page it names.
+func (c *vcpu) run() (string, bool) {
+	for {
+		if c.link.waitSIPI.Load() {
+			vec, stop := c.waitForSIPI()
+			if stop {
+				return "stopped by the host", false
+			}
+			if err := c.hw.SetState(sipiState(vec)); err != nil {
+				return fmt.Sprintf("vcpu %d: start-up state: %v", c.id, err), true
+			}
+			c.vm.active.Add(1)
+		}
+		reason, failed, init := c.loop()
+		if !init {
+			return reason, failed
+		}
+		c.vm.active.Add(-1)
+	}
+}
+
+// waitForSIPI parks the vCPU in the wait-for-SIPI state until a start-up IPI arrives or the VM
+// stops.
+func (c *vcpu) waitForSIPI() (vec uint8, stop bool) {
+	l := c.link
 	for {
 		if c.vm.stopReq.Load() {
-			if c.vm.resetReq.Load() {
-				return "reset by the guest", false
+			return 0, true
+		}
+		if v := l.sipi.Swap(0); v != 0 && l.waitSIPI.Load() {
+			l.waitSIPI.Store(false)
+			l.initReq.Store(false)
+			return uint8(v), false
+		}
+		<-l.wake
+	}
+}
+
+// loop enters the guest and handles exits until the VM stops (reason, failed) or the vCPU
+// receives INIT (init true).
+func (c *vcpu) loop() (reason string, failed, init bool) {
+	for {
+		if c.vm.stopReq.Load() {
+			return "stopped by the host", false, false
+		}
+		if c.link.initReq.Load() {
+			if c.id == 0 {
+				// INIT of the bootstrap processor: the machine starts over, as a PC would.
+				c.vm.resetReq.Store(true)
+				c.vm.requestStop()
+				continue
 			}
-			return "stopped by the host", false
+			return "", false, true
 		}
 		if act := c.deliverInterrupt(); act.stop {
-			return act.reason, act.failed
+			return act.reason, act.failed, false
 		}
 		exit, err := c.hw.Run()
 		if err != nil {
-			return fmt.Sprintf("vcpu %d: %v", c.id, err), true
+			return fmt.Sprintf("vcpu %d: %v", c.id, err), true, false
 		}
 		c.count(exit)
 		act := c.handle(exit)
 		if act.stop {
-			return act.reason, act.failed
+			return act.reason, act.failed, false
 		}
 	}
 }
@@ -96,7 +145,8 @@ func (c *vcpu) handle(e Exit) action {
 		return c.withState(func() action { return c.mmio(e) })
 	case ExitCPUID:
 		return c.withState(func() action {
-			p := CPUIDPolicy{Host: c.vm.cfg.HostCPUID}
+			p := CPUIDPolicy{Host: c.vm.cfg.HostCPUID, APICID: uint32(c.id), TSCHz: c.vm.cfg.TSCHz,
+				APICTimerHz: APICTimerHz}
 			a, b, cx, d := p.Query(uint32(c.st.GPR[RAX]), uint32(c.st.GPR[RCX]))
 			c.st.GPR[RAX], c.st.GPR[RBX], c.st.GPR[RCX], c.st.GPR[RDX] = uint64(a), uint64(b), uint64(cx), uint64(d)
 			return c.advance(e)
@@ -104,7 +154,14 @@ func (c *vcpu) handle(e Exit) action {
 	case ExitRDMSR:
 		return c.withState(func() action {
 			msr := uint32(c.st.GPR[RCX])
-			v, ok := readMSR(&c.st, &c.msrs, c.vm.cfg.TSC, msr)
+			var v uint64
+			handled, ok := c.apicMSR(msr, &v, false)
+			if !handled {
+				handled, ok = c.kvmMSR(msr, &v, false)
+			}
+			if !handled {
+				v, ok = readMSR(&c.st, &c.msrs, c.vm.cfg.TSC, msr)
+			}
 			if ok && hardwareMSR(msr) {
 				hv, held, err := c.hw.GuestMSR(msr)
 				if err != nil {
@@ -124,7 +181,14 @@ func (c *vcpu) handle(e Exit) action {
 		return c.withState(func() action {
 			v := c.st.GPR[RAX]&0xFFFF_FFFF | c.st.GPR[RDX]<<32
 			msr := uint32(c.st.GPR[RCX])
-			if !writeMSR(&c.st, &c.msrs, c.vm.cfg.TSC, msr, v) {
+			handled, ok := c.apicMSR(msr, &v, true)
+			if !handled {
+				handled, ok = c.kvmMSR(msr, &v, true)
+			}
+			if !handled {
+				ok = writeMSR(&c.st, &c.msrs, c.vm.cfg.TSC, msr, v)
+			}
+			if !ok {
 				return c.inject(Event{Kind: EventException, Vector: vecGP, HasErr: true})
 			}
 			if hardwareMSR(msr) {
@@ -135,14 +199,16 @@ func (c *vcpu) handle(e Exit) action {
 			return c.advance(e)
 		})
 	case ExitHLT:
+		var ifOff bool
 		act := c.withState(func() action {
-			if c.st.RFLAGS&RFLAGSIF == 0 {
-				return stopWith(false, "halted with interrupts disabled at %#x", c.st.RIP)
-			}
+			ifOff = c.st.RFLAGS&RFLAGSIF == 0
 			return c.advance(e)
 		})
 		if act.stop {
 			return act
+		}
+		if ifOff {
+			return c.parkHalted()
 		}
 		c.halt()
 		return cont
@@ -258,7 +324,9 @@ func (c *vcpu) mmio(e Exit) action {
 	if e.GPA < c.vm.mem.Size() {
 		return stopWith(true, "nested page fault inside guest RAM at %#x (RIP %#x)", e.GPA, c.st.RIP)
 	}
-	if _, _, _, ok := c.vm.bus.Lookup(bus.MMIO, e.GPA); !ok {
+	if _, ok := c.apicMMIO(e.GPA); ok {
+		// handled by access() through the emulator, like any device
+	} else if _, _, _, ok := c.vm.bus.Lookup(bus.MMIO, e.GPA); !ok {
 		return stopWith(true, "guest touched guest-physical %#x, outside its %d MiB of RAM and not a device (RIP %#x)",
 			e.GPA, c.vm.mem.Size()>>20, c.st.RIP)
 	}
@@ -318,7 +386,9 @@ func (c *vcpu) access(linear uint64, data []byte, write bool) error {
 		c.fault = err
 		return err
 	}
-	if gpa < c.vm.mem.Size() {
+	if off, ok := c.apicMMIO(gpa); ok {
+		err = c.apicAccess(off, data, write)
+	} else if gpa < c.vm.mem.Size() {
 		if write {
 			_, err = c.vm.mem.WriteAt(data, int64(gpa))
 		} else {
@@ -335,11 +405,16 @@ func (c *vcpu) access(linear uint64, data []byte, write bool) error {
 	return err
 }
 
-// deliverInterrupt injects the PIC's pending interrupt when the guest can take it, or asks for
-// an interrupt-window exit when it cannot yet.
+// deliverInterrupt injects a pending NMI or interrupt (LAPIC, or the 8259 through ExtINT) when
+// the guest can take it, or asks for an interrupt-window exit when it cannot yet.
 func (c *vcpu) deliverInterrupt() action {
-	p := c.vm.plat.pic
-	if _, ok := p.Pending(); !ok {
+	if c.link.nmi.Load() {
+		// NMIs are not blocked by IF; a second one while the first is being handled waits in
+		// the hardware's NMI blocking, which the backends keep.
+		c.link.nmi.Store(false)
+		return c.inject(Event{Kind: EventNMI, Vector: 2})
+	}
+	if _, _, ok := c.pendingInterrupt(); !ok {
 		return cont
 	}
 	if err := c.hw.State(&c.st); err != nil {
@@ -350,17 +425,41 @@ func (c *vcpu) deliverInterrupt() action {
 		return cont
 	}
 	c.hw.SetInterruptWindow(false)
-	return c.inject(Event{Kind: EventExternal, Vector: p.Ack()})
+	vec, fromPIC, ok := c.pendingInterrupt()
+	if !ok {
+		return cont
+	}
+	if fromPIC {
+		vec = c.vm.plat.pic.Ack()
+	} else {
+		c.link.apic.Ack(vec)
+	}
+	return c.inject(Event{Kind: EventExternal, Vector: vec})
 }
 
-// halt parks the vCPU after HLT until an interrupt is pending or the VM is asked to stop. Both
-// signal cpuWake (the PIC when its output rises, Stop after setting the request); the channel
-// holds one wake, so one sent between the checks and the wait is not lost.
+// halt parks the vCPU after HLT (with interrupts enabled) until an interrupt is pending or the
+// VM is asked to stop. Interrupt sources and Stop signal the vCPU's wake channel, which holds one
+// wake, so one sent between the checks and the wait is not lost.
 func (c *vcpu) halt() {
-	for !c.vm.stopReq.Load() {
-		if _, ok := c.vm.plat.pic.Pending(); ok {
+	for !c.vm.stopReq.Load() && !c.link.initReq.Load() && !c.link.nmi.Load() {
+		if _, _, ok := c.pendingInterrupt(); ok {
 			return
 		}
-		<-c.vm.plat.cpuWake
+		<-c.link.wake
 	}
+}
+
+// parkHalted handles HLT with interrupts disabled: only an NMI, INIT or a stop can wake the
+// vCPU (Intel SDM Vol. 3A, 9.9 "HLT"). Other vCPUs may still run (Linux parks CPUs this way on
+// reboot and panic), but when none can make progress any more the VM is over.
+func (c *vcpu) parkHalted() action {
+	if c.vm.active.Add(-1) <= 0 {
+		c.vm.active.Add(1)
+		return stopWith(false, "halted with interrupts disabled at %#x", c.st.RIP)
+	}
+	defer c.vm.active.Add(1)
+	for !c.vm.stopReq.Load() && !c.link.initReq.Load() && !c.link.nmi.Load() {
+		<-c.link.wake
+	}
+	return cont
 }

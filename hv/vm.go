@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/godwit-hv/godwit/hv/bus"
 	"github.com/godwit-hv/godwit/hv/dev/debugexit"
 	"github.com/godwit-hv/godwit/hv/dev/uart"
+	"github.com/godwit-hv/godwit/hv/dev/virtio"
+	"github.com/godwit-hv/godwit/hv/dev/virtio/blk"
 )
 
 // VM states. A VM is created stopped; Start runs it (loading the guest afresh); it stops when
@@ -39,6 +42,9 @@ type Boot func(mem *Memory) (*CPUState, error)
 type Config struct {
 	Name    string
 	MemSize uint64 // bytes, a multiple of 2 MiB
+	// CPUs is the number of vCPUs (default 1). vCPU 0 starts at Boot's state; the others wait
+	// for INIT and a start-up IPI, as application processors do.
+	CPUs    int
 	Backend Backend
 	Boot    Boot
 	// AllocMemory provides guest RAM (ring0.AllocPages on bare metal) and a function to free it.
@@ -46,9 +52,24 @@ type Config struct {
 	// TSC reads the host TSC (guest RDMSR TSC); HostCPUID executes CPUID on the host.
 	TSC       func() uint64
 	HostCPUID CPUIDFunc
+	// TSCHz is the TSC frequency (the guest's is the host's), for the APIC's TSC-deadline
+	// timer and the paravirtual clock. Zero: 1 GHz, for tests with a nanosecond TSC.
+	TSCHz uint64
+	// Disks are the VM's virtio-blk disks, on PCI slots 1, 2, ... in this order.
+	Disks []Disk
 	// Devices, when set, is called after the standard devices are on the bus, to add more.
 	Devices func(b *bus.Bus) error
 }
+
+// Disk is a guest disk: a virtio-blk device backed by a host block device or region.
+type Disk struct {
+	ID       string // serial number the guest sees (at most 20 bytes)
+	Backing  blk.Disk
+	ReadOnly bool
+}
+
+// MaxCPUs bounds Config.CPUs: xAPIC IDs are 8 bits and 0xFF is the broadcast ID.
+const MaxCPUs = 254
 
 // Errors callers branch on.
 var (
@@ -63,6 +84,8 @@ type VM struct {
 	uart    *uart.UART
 	exitDev *debugexit.Device
 	plat    *platform
+	disks   []*virtio.Transport
+	clock   clockBase
 
 	mu       sync.Mutex
 	state    State
@@ -76,6 +99,9 @@ type VM struct {
 	started  time.Time
 	stopReq  atomic.Bool
 	resetReq atomic.Bool // the guest reset itself (8042)
+	powerOff atomic.Bool // the guest entered S5 (ACPI soft-off)
+	panicked atomic.Value // string: the guest kernel's panic message, from its console
+	active   atomic.Int32 // vCPUs that can still make progress (running, or halted with IF=1)
 	reboots  atomic.Uint64
 	exits    [ExitUnhandled + 1]atomic.Uint64
 	rawExits sync.Map // RawName -> *atomic.Uint64
@@ -90,6 +116,18 @@ func NewVM(cfg Config) (*VM, error) {
 	if cfg.MemSize == 0 || cfg.MemSize%(2<<20) != 0 {
 		return nil, fmt.Errorf("vm %q: memory size %d is not a positive multiple of 2 MiB", cfg.Name, cfg.MemSize)
 	}
+	if cfg.CPUs == 0 {
+		cfg.CPUs = 1
+	}
+	if cfg.CPUs < 1 || cfg.CPUs > MaxCPUs {
+		return nil, fmt.Errorf("vm %q: %d vCPUs, want 1 to %d", cfg.Name, cfg.CPUs, MaxCPUs)
+	}
+	if len(cfg.Disks) > maxDisks {
+		return nil, fmt.Errorf("vm %q: %d disks, at most %d", cfg.Name, len(cfg.Disks), maxDisks)
+	}
+	if cfg.TSCHz == 0 {
+		cfg.TSCHz = 1e9
+	}
 	if cfg.HostCPUID == nil {
 		cfg.HostCPUID = func(uint32, uint32) (uint32, uint32, uint32, uint32) { return 0, 0, 0, 0 }
 	}
@@ -98,6 +136,7 @@ func NewVM(cfg Config) (*VM, error) {
 		cfg.TSC = func() uint64 { return uint64(time.Since(start)) }
 	}
 	vm := &VM{cfg: cfg, Console: NewConsole(64 << 10)}
+	vm.Console.watchLines(vm.watchPanic)
 	if err := vm.buildMachine(); err != nil {
 		return nil, err
 	}
@@ -109,15 +148,48 @@ func NewVM(cfg Config) (*VM, error) {
 // and whatever Config.Devices adds.
 func (vm *VM) buildMachine() error {
 	b := bus.New()
-	plat, err := newPlatform(b, func() {
-		vm.resetReq.Store(true)
-		vm.stopReq.Store(true)
+	plat, err := newPlatform(b, platformConfig{
+		cpus:  vm.cfg.CPUs,
+		tsc:   vm.cfg.TSC, // every vCPU starts with TSC offset 0
+		tscHz: vm.cfg.TSCHz,
+		onReset: func() {
+			vm.resetReq.Store(true)
+			vm.requestStop()
+		},
+		onPowOff: func() {
+			vm.powerOff.Store(true)
+			vm.requestStop()
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("vm %q: platform: %w", vm.cfg.Name, err)
 	}
-	u := uart.New(uart.Config{Out: vm.Console, IRQ: func(level bool) { plat.pic.SetIRQ(irqCOM1, level) }})
-	exitDev := debugexit.New(func(int) { vm.stopReq.Store(true) })
+	var disks []*virtio.Transport
+	for i, d := range vm.cfg.Disks {
+		slot := firstDiskSlot + i
+		be, err := blk.New(blk.Config{Disk: d.Backing, ReadOnly: d.ReadOnly, ID: d.ID})
+		if err != nil {
+			return fmt.Errorf("vm %q: disk %d: %w", vm.cfg.Name, i, err)
+		}
+		t, err := virtio.New(virtio.Config{
+			Backend: be, Mem: vmMemory{vm}, Bus: b, Name: fmt.Sprintf("virtio-blk%d", i),
+			Class: pciClassStorage, Subclass: pciSubclassOther,
+			InterruptLine: uint8(PCIGSI(slot, 0)),
+			IRQ:           func(level bool) { plat.pciIRQ(slot, 0, level) },
+			OnError: func(err error) {
+				vm.Console.Write([]byte(fmt.Sprintf("\r\ngodwit: vm %s: disk %d: %v\r\n", vm.cfg.Name, i, err)))
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("vm %q: disk %d: %w", vm.cfg.Name, i, err)
+		}
+		if err := plat.pci.Attach(slot, t.Function()); err != nil {
+			return fmt.Errorf("vm %q: disk %d: %w", vm.cfg.Name, i, err)
+		}
+		disks = append(disks, t)
+	}
+	u := uart.New(uart.Config{Out: vm.Console, IRQ: func(level bool) { plat.isaIRQ(irqCOM1, level) }})
+	exitDev := debugexit.New(func(int) { vm.requestStop() })
 	if err := b.Register(bus.PIO, uart.COM1Port, uart.NumRegs, "com1", u); err != nil {
 		return err
 	}
@@ -129,8 +201,58 @@ func (vm *VM) buildMachine() error {
 			return fmt.Errorf("vm %q: devices: %w", vm.cfg.Name, err)
 		}
 	}
-	vm.bus, vm.plat, vm.uart, vm.exitDev = b, plat, u, exitDev
+	vm.bus, vm.plat, vm.uart, vm.exitDev, vm.disks = b, plat, u, exitDev, disks
 	return nil
+}
+
+// PCI placement of the disks, and their class code: mass storage, "other" (what virtio-blk
+// reports). PCI Code and ID Assignment Specification 1.11, 1.2.
+const (
+	firstDiskSlot     = 1
+	maxDisks          = 8
+	pciClassStorage   = 0x01
+	pciSubclassOther  = 0x80
+)
+
+// vmMemory lets devices reach the guest RAM of the VM's current run (Start allocates it
+// afresh; devices are never active while it changes).
+type vmMemory struct{ vm *VM }
+
+func (m vmMemory) Slice(gpa, n uint64) ([]byte, error) {
+	mem := m.vm.mem
+	if mem == nil {
+		return nil, ErrOutOfRange
+	}
+	return mem.Slice(gpa, n)
+}
+
+// Linux ends a panic report with this line (kernel/panic.c), after the message and the stack
+// trace; the guest is then dead, spinning or halted, and the VM is stopped as crashed.
+const (
+	linuxPanicEnd    = "---[ end Kernel panic - not syncing: "
+	linuxPanicEndTag = " ]---"
+)
+
+// watchPanic recognizes the end of a Linux kernel panic report on the guest's console.
+func (vm *VM) watchPanic(line string) {
+	i := strings.Index(line, linuxPanicEnd)
+	if i < 0 {
+		return
+	}
+	msg := strings.TrimSuffix(line[i+len(linuxPanicEnd):], linuxPanicEndTag)
+	if msg == "" {
+		msg = "(no message)"
+	}
+	vm.panicked.Store(msg)
+	vm.requestStop()
+}
+
+// requestStop asks every vCPU to leave the guest.
+func (vm *VM) requestStop() {
+	vm.stopReq.Store(true)
+	if vm.plat != nil {
+		vm.plat.wakeAll()
+	}
 }
 
 // DebugExitPort is where the debug-exit device sits (QEMU's isa-debug-exit default).
@@ -159,6 +281,7 @@ func (vm *VM) Start() error {
 	}
 	if vm.freeMem != nil {
 		vm.freeMem()
+		vm.freeMem, vm.mem = nil, nil
 	}
 	if vm.started != (time.Time{}) {
 		// A second start is a power cycle: fresh devices.
@@ -168,21 +291,87 @@ func (vm *VM) Start() error {
 			return err
 		}
 	}
+	bvm, err := vm.cfg.Backend.NewVM(mem)
+	if err != nil {
+		err = fmt.Errorf("vm %s: %s: %w", vm.cfg.Name, vm.cfg.Backend.Name(), err)
+		vm.state, vm.reason, vm.failed = StateStopped, err.Error(), true
+		vm.mu.Unlock()
+		free()
+		return err
+	}
 	vm.mem, vm.freeMem = mem, free
 	vm.state, vm.reason, vm.exited, vm.failed, vm.exitCode = StateRunning, "", false, false, 0
 	vm.stopReq.Store(false)
 	vm.resetReq.Store(false)
+	vm.powerOff.Store(false)
+	vm.panicked.Store("")
+	vm.active.Store(1) // vCPU 0; APs count themselves in when started
+	vm.clock = clockBase{tsc: vm.cfg.TSC(), wall: time.Now(), tscHz: vm.cfg.TSCHz}
 	vm.done = make(chan struct{})
 	vm.started = time.Now()
-	ready := make(chan error, 1)
+	n := vm.cfg.CPUs
+	ready := make(chan error, n)
+	results := make(chan vcpuResult, n)
 	done := vm.done
-	go vm.runVCPU(0, init, ready)
+	for id := range n {
+		go vm.runVCPU(bvm, id, init, ready, results)
+	}
+	go vm.collect(bvm, results)
 	vm.mu.Unlock()
-	if err := <-ready; err != nil {
+	var firstErr error
+	for range n {
+		if err := <-ready; err != nil && firstErr == nil {
+			firstErr = err
+			vm.requestStop()
+		}
+	}
+	if firstErr != nil {
 		<-done
-		return err
+		return firstErr
 	}
 	return nil
+}
+
+// vcpuResult is why one vCPU's loop ended.
+type vcpuResult struct {
+	reason string
+	failed bool
+}
+
+// collect waits for every vCPU of a run, stops the others when the first one ends, and records
+// the VM's outcome: the first failure, else the first reason given.
+func (vm *VM) collect(bvm BackendVM, results <-chan vcpuResult) {
+	var first *vcpuResult
+	for range vm.cfg.CPUs {
+		r := <-results
+		vm.requestStop()
+		if first == nil || r.failed && !first.failed {
+			first = &r
+		}
+	}
+	bvm.Close()
+	reason, failed := first.reason, first.failed
+	switch {
+	case vm.powerOff.Load() && !failed:
+		reason = "powered off by the guest"
+	case vm.resetReq.Load() && !failed:
+		reason = "reset by the guest"
+	}
+	if msg, _ := vm.panicked.Load().(string); msg != "" {
+		reason, failed = "guest kernel panic: "+msg, true
+	}
+	vm.finish(reason, failed)
+	if vm.resetReq.Load() && !failed {
+		// The guest reset the machine (8042 pulse): power-cycle it, as a PC would reboot.
+		vm.reboots.Add(1)
+		go func() {
+			if err := vm.Start(); err != nil {
+				vm.mu.Lock()
+				vm.reason, vm.failed = "reboot failed: "+err.Error(), true
+				vm.mu.Unlock()
+			}
+		}()
+	}
 }
 
 // Stop asks the VM to stop and waits up to timeout for its vCPU to leave the guest.
@@ -192,10 +381,9 @@ func (vm *VM) Stop(timeout time.Duration) error {
 		vm.mu.Unlock()
 		return fmt.Errorf("vm %s is %s: %w", vm.cfg.Name, vm.state, ErrState)
 	}
-	done, plat := vm.done, vm.plat
+	done := vm.done
 	vm.mu.Unlock()
-	vm.stopReq.Store(true)
-	signal(plat.cpuWake) // a vCPU asleep in HLT notices at once
+	vm.requestStop() // a vCPU asleep in HLT notices at once
 	select {
 	case <-done:
 		return nil
@@ -296,51 +484,39 @@ func (vm *VM) finish(reason string, failed bool) {
 	close(vm.done)
 }
 
-// runVCPU is the vCPU's goroutine: locked to one OS thread, it enters the guest and handles
-// exits until the VM stops.
-func (vm *VM) runVCPU(id int, init *CPUState, ready chan<- error) {
+// runVCPU is one vCPU's goroutine: locked to one OS thread, it enters the guest and handles
+// exits until the VM stops. vCPU 0 starts at init; the others wait for a start-up IPI.
+func (vm *VM) runVCPU(bvm BackendVM, id int, init *CPUState, ready chan<- error, results chan<- vcpuResult) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	fail := func(err error) {
 		ready <- err
-		vm.finish(err.Error(), true)
+		results <- vcpuResult{err.Error(), true}
 	}
-	bvm, err := vm.cfg.Backend.NewVM(vm.mem)
-	if err != nil {
-		fail(fmt.Errorf("vm %s: %s: %w", vm.cfg.Name, vm.cfg.Backend.Name(), err))
-		return
-	}
-	defer bvm.Close()
 	bcpu, err := bvm.NewVCPU(id)
 	if err != nil {
 		fail(fmt.Errorf("vm %s: vcpu %d: %w", vm.cfg.Name, id, err))
 		return
 	}
 	defer bcpu.Close()
-	if err := bcpu.SetState(init); err != nil {
-		fail(fmt.Errorf("vm %s: vcpu %d: initial state: %w", vm.cfg.Name, id, err))
-		return
+	if id == 0 {
+		if err := bcpu.SetState(init); err != nil {
+			fail(fmt.Errorf("vm %s: vcpu %d: initial state: %w", vm.cfg.Name, id, err))
+			return
+		}
 	}
 	ready <- nil
-	stopTimers := make(chan struct{})
-	defer close(stopTimers)
-	go vm.plat.runTimers(stopTimers)
-	c := &vcpu{vm: vm, id: id, hw: bcpu}
+	var stopTimers chan struct{}
+	if id == 0 {
+		stopTimers = make(chan struct{})
+		defer close(stopTimers)
+		go vm.plat.runTimers(stopTimers)
+	}
+	c := &vcpu{vm: vm, id: id, hw: bcpu, link: vm.plat.cpus[id]}
 	c.emu.Fetcher = c
 	c.emu.Memory = c
-	reason, failed := c.loop()
-	vm.finish(reason, failed)
-	if vm.resetReq.Load() && !failed {
-		// The guest reset the machine (8042 pulse): power-cycle it, as a PC would reboot.
-		vm.reboots.Add(1)
-		go func() {
-			if err := vm.Start(); err != nil {
-				vm.mu.Lock()
-				vm.reason, vm.failed = "reboot failed: "+err.Error(), true
-				vm.mu.Unlock()
-			}
-		}()
-	}
+	reason, failed := c.run()
+	results <- vcpuResult{reason, failed}
 }
 
 type atomicCounter = atomic.Uint64

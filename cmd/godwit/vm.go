@@ -32,6 +32,8 @@ type vmSpec struct {
 	Kernel  moduleRef
 	Initrd  *moduleRef
 	Mem     uint64
+	CPUs    int
+	Disks   []string // host disk or region names, as `disk list` shows them
 	Cmdline string
 }
 
@@ -72,7 +74,7 @@ func findModule(in *boot.Info, name string) (moduleRef, error) {
 
 func init() {
 	extraCommands = append(extraCommands, &command{"vm",
-		"vm create NAME kernel=MODULE [initrd=MODULE] [mem=SIZE] [cmdline=\"...\"] | vm start|stop|wait|delete|console|log NAME | vm list",
+		"vm create NAME kernel=MODULE [initrd=MODULE] [mem=SIZE] [cpus=N] [disk=DISK]... [cmdline=\"...\"] | vm start|stop|wait|delete|console|log NAME | vm list",
 		"create, run and inspect virtual machines", cmdVM})
 }
 
@@ -95,6 +97,10 @@ func parseSize(s string) (uint64, error) {
 }
 
 const defaultGuestMem = 32 << 20
+
+// maxGuestMem keeps guest RAM below the PCI window the guest's ACPI tables declare
+// (guestPCIWindow in vm_bare.go), which runs up to the I/O APIC and local APIC pages.
+const maxGuestMem = 3 << 30
 
 func cmdVM(sh *shell, args []string) error {
 	if len(args) == 0 {
@@ -163,7 +169,9 @@ func vmCreate(sh *shell, name string, opts []string) error {
 		return fmt.Errorf("bad VM name %q: use letters, digits, '-' and '_'", name)
 	}
 	var kernel, initrd, cmdline string
+	var disks []string
 	mem := uint64(defaultGuestMem)
+	cpus := 1
 	for _, o := range opts {
 		k, v, ok := strings.Cut(o, "=")
 		if !ok {
@@ -184,9 +192,23 @@ func vmCreate(sh *shell, name string, opts []string) error {
 			if n%(2<<20) != 0 {
 				return fmt.Errorf("mem=%s: must be a multiple of 2 MiB", v)
 			}
+			if n > maxGuestMem {
+				return fmt.Errorf("mem=%s: at most %d MiB (guest RAM ends below the PCI and APIC window)", v, maxGuestMem>>20)
+			}
 			mem = n
+		case "cpus":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > hv.MaxCPUs {
+				return fmt.Errorf("cpus=%s: want 1 to %d", v, hv.MaxCPUs)
+			}
+			cpus = n
+		case "disk":
+			if v == "" {
+				return fmt.Errorf("disk=: name a host disk or region (see `disk list`)")
+			}
+			disks = append(disks, v)
 		default:
-			return fmt.Errorf("unknown option %q (kernel=, initrd=, mem=, cmdline=)", k)
+			return fmt.Errorf("unknown option %q (kernel=, initrd=, mem=, cpus=, disk=, cmdline=)", k)
 		}
 	}
 	if kernel == "" {
@@ -196,7 +218,7 @@ func vmCreate(sh *shell, name string, opts []string) error {
 	if err != nil {
 		return err
 	}
-	spec := vmSpec{Name: name, Kernel: mod, Mem: mem, Cmdline: cmdline}
+	spec := vmSpec{Name: name, Kernel: mod, Mem: mem, CPUs: cpus, Disks: disks, Cmdline: cmdline}
 	if initrd != "" {
 		m, err := findModule(sh.h.BootInfo(), initrd)
 		if err != nil {
@@ -217,7 +239,7 @@ func vmCreate(sh *shell, name string, opts []string) error {
 		return err
 	}
 	vms.vms[name] = vm
-	fmt.Fprintf(sh.out, "vm %s: created (%s, %d MiB, kernel %s)\n", name, vm.Info().Backend, mem>>20, kernel)
+	fmt.Fprintf(sh.out, "vm %s: created (%s, %d MiB, %d vCPUs, kernel %s)\n", name, vm.Info().Backend, mem>>20, cpus, kernel)
 	return nil
 }
 

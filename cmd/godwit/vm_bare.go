@@ -62,33 +62,65 @@ func bareNewVM(spec vmSpec) (*hv.VM, error) {
 		return loader.Multiboot(m, kernel, cmdline, nil)
 	}
 	if loader.IsBzImage(kernel) {
-		boot = func(m *hv.Memory) (*hv.CPUState, error) { return bootLinux(m, kernel, initrd, cmdline) }
+		boot = func(m *hv.Memory) (*hv.CPUState, error) { return bootLinux(m, kernel, initrd, cmdline, spec.CPUs) }
+	} else if spec.CPUs > 1 {
+		return nil, fmt.Errorf("cpus=%d: %s is a multiboot kernel, which starts one CPU", spec.CPUs, spec.Kernel.Name)
+	}
+	disks, err := guestDisks(spec.Disks)
+	if err != nil {
+		return nil, err
 	}
 	return hv.NewVM(hv.Config{
 		Name:        spec.Name,
 		MemSize:     spec.Mem,
+		CPUs:        spec.CPUs,
 		Backend:     hostBackend,
 		AllocMemory: guestMemory,
 		Boot:        boot,
 		TSC:         x86.Rdtsc,
+		TSCHz:       ring0.TSCHz(),
 		HostCPUID:   x86.Cpuid,
+		Disks:       disks,
 		Devices:     func(b *bus.Bus) error { return testdev.New().Register(b) },
 	})
 }
 
-// Guest ACPI tables live in the BIOS area, which the e820 map reserves; the PM1 blocks sit at
-// the ports PIIX4-style chipsets use.
+// resolveDisk turns a `disk=` name into a guest disk; it is set by the host-disk layer
+// (disk.go). Nil: this build has no host disks.
+var resolveDisk func(name string) (hv.Disk, error)
+
+func guestDisks(names []string) ([]hv.Disk, error) {
+	var out []hv.Disk
+	for _, n := range names {
+		if resolveDisk == nil {
+			return nil, fmt.Errorf("disk=%s: this host has no block devices", n)
+		}
+		d, err := resolveDisk(n)
+		if err != nil {
+			return nil, fmt.Errorf("disk=%s: %w", n, err)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// Guest ACPI tables live in the BIOS area, which the e820 map reserves. The PCI window for
+// BARs runs from 3 GiB to the I/O APIC.
 const (
-	guestACPIBase = 0xE0000
-	guestPM1aEvt  = 0x600
-	guestPM1aCnt  = 0x604
+	guestACPIBase      = 0xE0000
+	guestPCIWindow     = 0xC0000000
+	guestPCIWindowSize = hv.IOAPICBase - guestPCIWindow
 )
 
 // bootLinux loads a bzImage by the Linux boot protocol, with ACPI tables describing the
-// platform.
-func bootLinux(m *hv.Memory, kernel, initrd []byte, cmdline string) (*hv.CPUState, error) {
-	rsdp, err := acpitab.Build(m, guestACPIBase, acpitab.Config{CPUs: 1, PM1aEvent: guestPM1aEvt,
-		PM1aControl: guestPM1aCnt, Reset: acpitab.Reset8042})
+// platform hv builds (platform.go): its PM1 blocks and timer, I/O APIC and PCI wiring.
+func bootLinux(m *hv.Memory, kernel, initrd []byte, cmdline string, cpus int) (*hv.CPUState, error) {
+	rsdp, err := acpitab.Build(m, guestACPIBase, acpitab.Config{
+		CPUs: cpus, PM1aEvent: hv.PM1aEventPort, PM1aControl: hv.PM1aControlPort, PMTimer: hv.PMTimerPort,
+		Reset: acpitab.Reset8042, IOAPICID: hv.IOAPICID,
+		PCI: &acpitab.PCIRootBridge{Buses: 1, MMIOBase: guestPCIWindow, MMIOSize: guestPCIWindowSize,
+			GSI: func(slot, pin int) uint32 { return uint32(hv.PCIGSI(slot, pin)) }},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("ACPI tables: %w", err)
 	}

@@ -46,6 +46,10 @@ type PCIRootBridge struct {
 	Buses int
 	// MMIOBase and MMIOSize are the 32-bit memory window for BARs.
 	MMIOBase, MMIOSize uint32
+	// GSI, if non-nil, gives the global system interrupt that device slot's interrupt pin
+	// (0 = INTA# .. 3 = INTD#) is wired to, and the DSDT gets a _PRT stating it for slots
+	// 0-31. Such interrupts are level-triggered and active-low (ACPI 6.4, 6.2.13).
+	GSI func(slot, pin int) uint32
 }
 
 // Config is the platform the tables describe.

@@ -36,7 +36,8 @@ func testConfig() Config {
 		PMTimer:     0x608,
 		Reset:       ResetCF9,
 		IOAPICID:    4,
-		PCI:         &PCIRootBridge{Buses: 256, MMIOBase: 0xC0000000, MMIOSize: 0x3EC00000},
+		PCI: &PCIRootBridge{Buses: 256, MMIOBase: 0xC0000000, MMIOSize: 0x3EC00000,
+			GSI: func(slot, pin int) uint32 { return 16 + uint32(slot+pin)%8 }},
 	}
 }
 
@@ -316,6 +317,9 @@ func TestIASL(t *testing.T) {
 			`WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,`,
 			`WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,`,
 			`DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,`,
+			`Name (_PRT, Package (0x80)`,
+			// Slot 3 INTB#: GSI 16 + (3+1)%8 = 20.
+			"Package (0x04)\n                {\n                    0x0003FFFF, \n                    One, \n                    Zero, \n                    0x14\n                }",
 		},
 		"FACP": {
 			`Revision : 06`,

@@ -51,10 +51,39 @@ func buildDSDT(cfg *Config) []byte {
 				wordAddr(resTypeIO, resIORangeBoth, pciConfigPort+pciConfigLength, 0xFFFF-(pciConfigPort+pciConfigLength)+1),
 				dwordMemory(p.MMIOBase, p.MMIOSize),
 			)),
+			prt(p),
 		))
 	}
 	b := table("DSDT", dsdtRevision)
 	b = append(b, name(`\_S5`, pkg(integer(S5SlpTypA), integer(S5SlpTypB), integer(0), integer(0)))...)
 	b = append(b, scope(`\_SB`, sb...)...)
 	return finish(b)
+}
+
+// PCI interrupt routing: every slot's four pins. PCI Local Bus Specification 3.0, 2.2.6.
+const (
+	pciSlots       = 32
+	pciPinsPerSlot = 4
+	prtAnyFunction = 0xFFFF // _PRT Address low word: all functions of the device
+)
+
+// prt emits Name (_PRT, Package () { Package () { Address, Pin, Zero, GSI }, ... }) for a
+// bridge with fixed wiring (Source 0: the Source Index is the GSI). ACPI 6.4, 6.2.13 "_PRT
+// (PCI Routing Table)". Without GSI it emits nothing.
+func prt(p *PCIRootBridge) []byte {
+	if p.GSI == nil {
+		return nil
+	}
+	var entries [][]byte
+	for slot := range pciSlots {
+		for pin := range pciPinsPerSlot {
+			entries = append(entries, pkg(
+				integer(uint64(slot)<<16|prtAnyFunction),
+				integer(uint64(pin)),
+				integer(0),
+				integer(uint64(p.GSI(slot, pin))),
+			))
+		}
+	}
+	return name("_PRT", pkg(entries...))
 }

@@ -19,14 +19,13 @@ func debianKernel(t *testing.T) (kernel, initrd string) {
 	return ks[len(ks)-1], is[len(is)-1]
 }
 
-// linuxShell boots Debian's stock kernel and initramfs as a Godwit guest, reaches the initramfs
-// BusyBox shell on the guest's COM1 and runs a command through `vm console`. It uses the legacy
-// PC platform (8259, 8254, CMOS, 16550): the APIC, ACPI and virtio parts of the Linux-guest
-// issue come later, hence noapic nolapic acpi=off here.
+// linuxShell boots Debian's stock kernel and initramfs as a Godwit guest with two vCPUs and
+// the whole platform (LAPICs, I/O APIC, ACPI, PCI, kvmclock), reaches the initramfs BusyBox
+// shell on the guest's COM1 and runs a command through `vm console`.
 func linuxShell(t *testing.T, m *rig.Machine, kernel, initrd string, slow time.Duration) {
 	m.Expect(Prompt, slow)
 	m.SendLine("vm create lx kernel=" + filepath.Base(kernel) + " initrd=" + filepath.Base(initrd) +
-		` mem=384M cmdline="console=ttyS0 noapic nolapic acpi=off"`)
+		` mem=384M cpus=2 cmdline="console=ttyS0"`)
 	m.Expect("vm lx: created", 30*time.Second)
 	m.SendLine("vm start lx")
 	m.Expect("vm lx: started", 30*time.Second)

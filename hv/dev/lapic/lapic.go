@@ -663,3 +663,30 @@ func timerMode(lvt uint32) uint32 { return lvt & LVTTimerModeMask >> LVTTimerMod
 
 // ErrGP means the access must raise #GP in the guest.
 var ErrGP = errors.New("lapic: #GP")
+
+// AcceptsExtINT reports whether the 8259's INTR output reaches this
+// processor: with the APIC globally disabled the INTR pin goes straight to
+// the core, and with it enabled only through LINT0 programmed for ExtINT
+// and unmasked (virtual wire mode). Intel SDM Vol. 3A, 11.4.3 and 11.5.1;
+// MultiProcessor Specification 1.4, 3.6.2.2 "Virtual Wire Mode".
+func (a *LAPIC) AcceptsExtINT() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.hwEnabled() {
+		return true
+	}
+	l := a.lvt[lvtLINT0]
+	return a.swEnabled() && l&LVTMasked == 0 && DeliveryMode(l&LVTDeliveryMode>>lvtDeliveryShift) == ExtINT
+}
+
+// SetVirtualWire puts the APIC in the state PC firmware leaves it in at
+// boot: software-enabled with spurious vector 0xFF, LINT0 as ExtINT (the
+// 8259 reaches the processor) and LINT1 as NMI. MultiProcessor
+// Specification 1.4, 3.6.2.2 "Virtual Wire Mode".
+func (a *LAPIC) SetVirtualWire() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.svr = SVREnable | 0xFF
+	a.lvt[lvtLINT0] = uint32(ExtINT) << lvtDeliveryShift
+	a.lvt[lvtLINT1] = uint32(NMI) << lvtDeliveryShift
+}
