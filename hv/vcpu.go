@@ -18,11 +18,11 @@ type vcpu struct {
 	link    *cpuLink
 	kvmTime uint64 // MSR_KVM_SYSTEM_TIME_NEW as written
 	hw      BackendVCPU
-	st    CPUState
-	msrs  msrStore
-	emu   emu.Emulator
-	regs  emu.Regs
-	fault error // set by Fetch/Read/Write when an emulated access fails
+	st      CPUState
+	msrs    msrStore
+	emu     emu.Emulator
+	regs    emu.Regs
+	fault   error // set by Fetch/Read/Write when an emulated access fails
 }
 
 // Exceptions the core injects. Intel SDM Vol. 3A, Table 6-1.

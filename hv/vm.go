@@ -98,8 +98,8 @@ type VM struct {
 	done     chan struct{}
 	started  time.Time
 	stopReq  atomic.Bool
-	resetReq atomic.Bool // the guest reset itself (8042)
-	powerOff atomic.Bool // the guest entered S5 (ACPI soft-off)
+	resetReq atomic.Bool  // the guest reset itself (8042)
+	powerOff atomic.Bool  // the guest entered S5 (ACPI soft-off)
 	panicked atomic.Value // string: the guest kernel's panic message, from its console
 	active   atomic.Int32 // vCPUs that can still make progress (running, or halted with IF=1)
 	reboots  atomic.Uint64
@@ -208,10 +208,10 @@ func (vm *VM) buildMachine() error {
 // PCI placement of the disks, and their class code: mass storage, "other" (what virtio-blk
 // reports). PCI Code and ID Assignment Specification 1.11, 1.2.
 const (
-	firstDiskSlot     = 1
-	maxDisks          = 8
-	pciClassStorage   = 0x01
-	pciSubclassOther  = 0x80
+	firstDiskSlot    = 1
+	maxDisks         = 8
+	pciClassStorage  = 0x01
+	pciSubclassOther = 0x80
 )
 
 // vmMemory lets devices reach the guest RAM of the VM's current run (Start allocates it
