@@ -21,7 +21,9 @@ func TestBootDirectQEMU(t *testing.T) {
 	const diskSize = 32 << 20
 	disk := initramfstest.Disk(t, diskSize)
 	const cpus = 2
-	m := initramfstest.BootDirect(t, "linux-direct", k, archive, disk, cpus)
+	m := initramfstest.BootDirect(t, initramfstest.Direct{
+		Name: "linux-direct", Kernel: k, Archive: archive, Disk: disk, CPUs: cpus, MemoryMiB: 512,
+	})
 	m.Expect("Linux version "+k.Version, bootSlow)
 	m.Expect("Run /init as init process", bootSlow)
 	initramfstest.WaitShell(m, man, bootSlow)

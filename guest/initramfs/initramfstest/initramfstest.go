@@ -69,30 +69,40 @@ func Disk(t rig.TB, size int64) string {
 	return p
 }
 
-// DirectMemoryMiB is the guest RAM of a direct boot.
-const DirectMemoryMiB = 512
+// Direct describes a direct boot of Debian's kernel with the initramfs under QEMU TCG.
+type Direct struct {
+	Name      string           // the machine's log prefix
+	Kernel    initramfs.Kernel // Kernel.Image is booted
+	Archive   string           // the initramfs
+	Disk      string           // a raw image attached as virtio-blk-pci, or ""
+	CPUs      int              // QEMU -smp; default 1
+	MemoryMiB int              // QEMU -m; default 512
+}
 
-// BootDirect starts QEMU TCG on Debian's kernel k with the initramfs archive, the command
-// line console=ttyS0 and cpus CPUs, with disk (if not empty) as a virtio-blk-pci disk, and
-// returns the machine without waiting for anything:
+// BootDirect starts QEMU TCG on d.Kernel with d.Archive as its initrd and the command line
+// console=ttyS0, and returns the machine without waiting for anything:
 //
 //	qemu-system-x86_64 -accel tcg -cpu max -m 512 ... -kernel /boot/vmlinuz-VERSION \
 //	    -append console=ttyS0 -initrd initramfs.cpio.gz -smp CPUS \
 //	    -drive file=disk.img,if=none,id=vda,format=raw -device virtio-blk-pci,drive=vda
-func BootDirect(t rig.TB, name string, k initramfs.Kernel, archive, disk string, cpus int) *rig.Machine {
+func BootDirect(t rig.TB, d Direct) *rig.Machine {
 	t.Helper()
-	extra := []string{"-smp", strconv.Itoa(cpus)}
-	if disk != "" {
+	extra := []string{"-smp", strconv.Itoa(max(d.CPUs, 1))}
+	if d.Disk != "" {
 		extra = append(extra,
-			"-drive", "file="+disk+",if=none,id=vda,format=raw",
+			"-drive", "file="+d.Disk+",if=none,id=vda,format=raw",
 			"-device", "virtio-blk-pci,drive=vda")
 	}
+	mem := d.MemoryMiB
+	if mem == 0 {
+		mem = 512
+	}
 	return rig.QEMU(t, rig.Options{
-		Name:      name,
-		Image:     k.Image,
+		Name:      d.Name,
+		Image:     d.Kernel.Image,
 		Cmdline:   "console=ttyS0",
-		Modules:   []string{archive},
-		MemoryMiB: DirectMemoryMiB,
+		Modules:   []string{d.Archive},
+		MemoryMiB: mem,
 		ExtraArgs: extra,
 	})
 }
