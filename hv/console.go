@@ -3,6 +3,7 @@ package hv
 import (
 	"io"
 	"sync"
+	"time"
 )
 
 // Console is a VM's serial output: a ring buffer of the last bytes (what `vm log` shows) and,
@@ -15,10 +16,24 @@ type Console struct {
 	total    uint64
 	line     []byte            // the current output line, up to maxLine bytes
 	onLine   func(line string) // called for each complete line, with the console locked
+	// lines are the last maxLines complete lines with the host time each one ended at (its
+	// newline reached the UART): `vm log -t` shows when the guest printed what.
+	lines     [maxLines]Line
+	lineStart int
+	nLines    int
 }
 
-// maxLine bounds the line kept for onLine; longer lines are cut there.
-const maxLine = 512
+// Line is one line of guest output and the host time at which it was complete.
+type Line struct {
+	At   time.Time
+	Text string
+}
+
+// maxLine bounds a kept line; longer lines are cut there. maxLines is how many are kept.
+const (
+	maxLine  = 512
+	maxLines = 1024
+)
 
 // NewConsole keeps the last size bytes.
 func NewConsole(size int) *Console { return &Console{buf: make([]byte, size)} }
@@ -29,15 +44,12 @@ func (c *Console) Write(p []byte) (int, error) {
 	defer c.mu.Unlock()
 	c.total += uint64(len(p))
 	for _, b := range p {
-		if c.onLine != nil {
-			switch {
-			case b == '\n':
-				c.onLine(string(c.line))
-				c.line = c.line[:0]
-			case b == '\r':
-			case len(c.line) < maxLine:
-				c.line = append(c.line, b)
-			}
+		switch {
+		case b == '\n':
+			c.endLine()
+		case b == '\r':
+		case len(c.line) < maxLine:
+			c.line = append(c.line, b)
 		}
 		if c.n < len(c.buf) {
 			c.buf[(c.start+c.n)%len(c.buf)] = b
@@ -84,4 +96,31 @@ func (c *Console) watchLines(f func(line string)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.onLine = f
+}
+
+// endLine records the current line and hands it to the watcher.
+func (c *Console) endLine() {
+	text := string(c.line)
+	c.line = c.line[:0]
+	i := (c.lineStart + c.nLines) % maxLines
+	if c.nLines == maxLines {
+		c.lineStart = (c.lineStart + 1) % maxLines
+	} else {
+		c.nLines++
+	}
+	c.lines[i] = Line{At: time.Now(), Text: text}
+	if c.onLine != nil {
+		c.onLine(text)
+	}
+}
+
+// Lines returns the kept lines, oldest first, with the time each one was complete.
+func (c *Console) Lines() []Line {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Line, c.nLines)
+	for i := range out {
+		out[i] = c.lines[(c.lineStart+i)%maxLines]
+	}
+	return out
 }

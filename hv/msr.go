@@ -9,7 +9,10 @@ import "sync"
 // MSR numbers. Intel SDM Vol. 4, Table 2-2 "IA-32 Architectural MSRs"; AMD APM Vol. 2,
 // Appendix A "MSR Cross-Reference".
 const (
-	MSRTSC          = 0x10
+	MSRTSC = 0x10
+	// MSRBIOSSignID is IA32_BIOS_SIGN_ID, the loaded microcode's revision, which Linux clears
+	// and reads back around CPUID. No microcode is loaded into a guest: it reads 0.
+	MSRBIOSSignID   = 0x8B
 	MSRAPICBase     = 0x1B
 	MSRMTRRCap      = 0xFE
 	MSRSysenterCS   = 0x174
@@ -67,7 +70,7 @@ func readMSR(s *CPUState, st *msrStore, tsc func() uint64, msr uint32) (uint64, 
 		return s.PAT, true
 	case MSRTSC:
 		return tsc() + s.TSCOffset, true
-	case MSRMTRRCap, MSRMTRRDefType, MSRIntPendingMsg:
+	case MSRMTRRCap, MSRMTRRDefType, MSRIntPendingMsg, MSRBIOSSignID:
 		return 0, true
 	case MSRMiscEnable:
 		return miscEnableFastStr, true
@@ -103,7 +106,7 @@ func writeMSR(s *CPUState, st *msrStore, tsc func() uint64, msr uint32, v uint64
 	case MSRTSC:
 		s.TSCOffset = v - tsc() // the guest's TSC reads v now and counts on from there
 		return true
-	case MSRMTRRDefType, MSRMiscEnable, MSRIntPendingMsg:
+	case MSRMTRRDefType, MSRMiscEnable, MSRIntPendingMsg, MSRBIOSSignID:
 		return true // accepted and ignored: nothing in the guest's platform depends on them
 	case MSRFSBase:
 		s.FS.Base = v

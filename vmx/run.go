@@ -1,6 +1,7 @@
 package vmx
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/godwit-hv/godwit/arch/ring0"
@@ -68,6 +69,17 @@ func (v *VCPU) runOnce() (x hv.Exit, internal bool, err error) {
 		v.reinjectErr, v.reinjectLen = e.idtErr, e.instrLen
 	}
 	x = decode(&e)
+	if e.reason&exitReasonBasicMask == reasonCRAccess {
+		switch err := v.emulateCR(decodeCRQual(e.qual), e.rip+uint64(e.instrLen)); {
+		case err == nil:
+			return x, true, nil
+		case errors.Is(err, errCRFault):
+			// #GP(0). Intel SDM Vol. 2B, "MOV—Move to/from Control Registers".
+			return x, true, v.Inject(hv.Event{Kind: hv.EventException, Vector: 13, HasErr: true})
+		case !errors.Is(err, errCRUnsupported):
+			return x, false, fmt.Errorf("vmx: vcpu %d: %w", v.id, err)
+		}
+	}
 	switch x.Kind {
 	case hv.ExitInterruptWindow:
 		if !v.wantWindow {

@@ -60,6 +60,7 @@ func newShell(in io.Reader, out io.Writer, h host) *shell {
 		{"cpu", "cpu", "show the CPU and its virtualization features", cmdCPU},
 		{"mem", "mem", "show the physical memory map and memory use", cmdMem},
 		{"uptime", "uptime", "show time since boot and scheduler counters", cmdUptime},
+		{"date", "date", "show the wall-clock time (UTC) and Unix time", cmdDate},
 		{"modules", "modules", "list the modules the loader passed", cmdModules},
 		{"selftest", "selftest", "check that the Go runtime works in ring 0", cmdSelftest},
 		{"poweroff", "poweroff", "turn the machine off", cmdPoweroff},
@@ -264,6 +265,15 @@ func cmdUptime(sh *shell, args []string) error {
 	}
 	fmt.Fprintf(sh.out, "up %s, idle %.0f%%; %d threads, %d context switches, %d timer interrupts, %d page faults, %d signals, %d system calls\n",
 		up.Round(time.Millisecond), idle, s.Threads, s.Switches, s.TimerIRQs, s.PageFaults, s.Signals, s.Syscalls)
+	return nil
+}
+
+func cmdDate(sh *shell, args []string) error {
+	if err := noArgs(args); err != nil {
+		return err
+	}
+	now := time.Now()
+	fmt.Fprintf(sh.out, "%s (unix %d.%06d)\n", now.UTC().Format("2006-01-02 15:04:05 MST"), now.Unix(), now.Nanosecond()/1000)
 	return nil
 }
 

@@ -74,7 +74,7 @@ func findModule(in *boot.Info, name string) (moduleRef, error) {
 
 func init() {
 	extraCommands = append(extraCommands, &command{"vm",
-		"vm create NAME kernel=MODULE [initrd=MODULE] [mem=SIZE] [cpus=N] [disk=DISK]... [cmdline=\"...\"] | vm start|stop|wait|delete|console|log NAME | vm list",
+		"vm create NAME kernel=MODULE [initrd=MODULE] [mem=SIZE] [cpus=N] [disk=DISK]... [cmdline=\"...\"] | vm start|stop|wait|delete|console|log NAME | vm log -t NAME | vm list",
 		"create, run and inspect virtual machines", cmdVM})
 }
 
@@ -120,6 +120,10 @@ func cmdVM(sh *shell, args []string) error {
 	if sub == "create" {
 		return vmCreate(sh, name, rest[1:])
 	}
+	timed := false
+	if sub == "log" && name == "-t" && len(rest) == 2 {
+		timed, name, rest = true, rest[1], rest[1:]
+	}
 	if len(rest) != 1 {
 		return errUsage
 	}
@@ -154,6 +158,15 @@ func cmdVM(sh *shell, args []string) error {
 		}
 		fmt.Fprintf(sh.out, "vm %s: %s\n", name, vm.Info().Status)
 	case "log":
+		if timed {
+			// Each line with the host's uptime when the guest finished printing it.
+			now, up := time.Now(), sh.h.Uptime()
+			for _, l := range vm.Console.Lines() {
+				at := up - now.Sub(l.At)
+				fmt.Fprintf(sh.out, "[%12.6f] %s\n", at.Seconds(), l.Text)
+			}
+			return nil
+		}
 		sh.out.Write(vm.Console.Log())
 		fmt.Fprintln(sh.out)
 	case "console":
