@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
-	"unsafe"
 )
 
 // Memory is fake DMA memory: each allocation gets its own page-aligned physical range.
@@ -114,9 +112,6 @@ func NewRing(mem *Memory, size int, desc, avail, used uint64) (*Ring, error) {
 	}
 	return &Ring{mem: mem, size: uint16(size), desc: d, avail: a, used: u}, nil
 }
-
-func load32(b []byte) uint32     { return atomic.LoadUint32((*uint32)(unsafe.Pointer(&b[0]))) }
-func store32(b []byte, v uint32) { atomic.StoreUint32((*uint32)(unsafe.Pointer(&b[0])), v) }
 
 // Next takes the next chain the driver made available; ok is false when there is none.
 func (r *Ring) Next() (head uint16, chain []Desc, ok bool, err error) {
