@@ -96,7 +96,9 @@ func (p CPUIDPolicy) Query(leaf, sub uint32) (a, b, c, d uint32) {
 		d |= cpuid1EDXAPIC
 		b = b&^(0xFF<<24) | (p.APICID&0xFF)<<24 // initial APIC ID
 	case 6:
-		a |= cpuid6EAXARAT
+		// Thermal and power management: only ARAT. The rest (turbo, HWP, energy-performance
+		// bias, ...) names MSRs a guest does not get.
+		a, b, c, d = cpuid6EAXARAT, 0, 0, 0
 	case 0xB, 0x1F: // extended topology: EDX is the x2APIC ID of the asking processor
 		d = p.APICID
 	case 0x80000007:

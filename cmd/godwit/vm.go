@@ -151,6 +151,7 @@ func cmdVM(sh *shell, args []string) error {
 		vms.mu.Lock()
 		delete(vms.vms, name)
 		vms.mu.Unlock()
+		releaseDisks(name)
 		fmt.Fprintf(sh.out, "vm %s: deleted\n", name)
 	case "wait":
 		if !vm.Wait(5 * time.Minute) {

@@ -66,11 +66,11 @@ func bareNewVM(spec vmSpec) (*hv.VM, error) {
 	} else if spec.CPUs > 1 {
 		return nil, fmt.Errorf("cpus=%d: %s is a multiboot kernel, which starts one CPU", spec.CPUs, spec.Kernel.Name)
 	}
-	disks, err := guestDisks(spec.Disks)
+	disks, err := claimDisks(spec.Name, spec.Disks)
 	if err != nil {
 		return nil, err
 	}
-	return hv.NewVM(hv.Config{
+	vm, err := hv.NewVM(hv.Config{
 		Name:        spec.Name,
 		MemSize:     spec.Mem,
 		CPUs:        spec.CPUs,
@@ -83,25 +83,11 @@ func bareNewVM(spec vmSpec) (*hv.VM, error) {
 		Disks:       disks,
 		Devices:     func(b *bus.Bus) error { return testdev.New().Register(b) },
 	})
-}
-
-// resolveDisk turns a `disk=` name into a guest disk; it is set by the host-disk layer
-// (disk.go). Nil: this build has no host disks.
-var resolveDisk func(name string) (hv.Disk, error)
-
-func guestDisks(names []string) ([]hv.Disk, error) {
-	var out []hv.Disk
-	for _, n := range names {
-		if resolveDisk == nil {
-			return nil, fmt.Errorf("disk=%s: this host has no block devices", n)
-		}
-		d, err := resolveDisk(n)
-		if err != nil {
-			return nil, fmt.Errorf("disk=%s: %w", n, err)
-		}
-		out = append(out, d)
+	if err != nil {
+		releaseDisks(spec.Name)
+		return nil, err
 	}
-	return out, nil
+	return vm, nil
 }
 
 // Guest ACPI tables live in the BIOS area, which the e820 map reserves. The PCI window for
