@@ -28,6 +28,12 @@ func TestBootDirectQEMU(t *testing.T) {
 	m.Expect("Run /init as init process", bootSlow)
 	initramfstest.WaitShell(m, man, bootSlow)
 
+	// The shell owns the serial console as its controlling terminal (cttyhack): job control.
+	m.SendLine("tty; sleep 600 & jobs; kill %1")
+	m.Expect("/dev/ttyS0", bootSlow)
+	m.ExpectRegexp(`\[1\]\+ +Running +sleep 600`, bootSlow)
+	m.Expect(initramfs.Prompt, bootSlow)
+
 	m.SendLine("echo cpus=$(nproc)=")
 	if got := m.ExpectRegexp(`cpus=([0-9]+)=`, bootSlow)[1]; got != strconv.Itoa(cpus) {
 		t.Errorf("nproc in the guest = %s, want %d (QEMU -smp %d)", got, cpus, cpus)
@@ -57,5 +63,18 @@ func TestBootDirectQEMU(t *testing.T) {
 	// kernel's "Power down" line above tells them apart).
 	if code != 0 {
 		t.Errorf("QEMU exited with status %d after poweroff, want 0", code)
+	}
+}
+
+// TestRebootDirectQEMU: `reboot` in the guest's shell restarts the machine (with -no-reboot,
+// QEMU exits instead of starting again).
+func TestRebootDirectQEMU(t *testing.T) {
+	archive, k, man := initramfstest.Build(t)
+	m := initramfstest.BootDirect(t, initramfstest.Direct{Name: "linux-reboot", Kernel: k, Archive: archive})
+	initramfstest.WaitShell(m, man, bootSlow)
+	m.SendLine("reboot")
+	m.Expect("reboot: Restarting system", bootSlow)
+	if _, err := m.Wait(time.Minute); err != nil {
+		t.Fatal(err)
 	}
 }

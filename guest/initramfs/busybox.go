@@ -18,7 +18,7 @@ var ErrNotStatic = fmt.Errorf("busybox is dynamically linked: install Debian's b
 func checkStatic(bin string) error {
 	f, err := elf.Open(bin)
 	if err != nil {
-		return fmt.Errorf("busybox %s: %w", bin, err)
+		return fmt.Errorf("busybox %s: %w (install Debian's busybox-static: `make deps` or `apt-get install busybox-static`)", bin, err)
 	}
 	defer f.Close()
 	if f.Machine != elf.EM_X86_64 {
