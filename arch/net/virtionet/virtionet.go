@@ -1,0 +1,586 @@
+// Package virtionet drives the host's virtio-net devices (virtio 1.1, 5.1 "Network Device")
+// as Godwit host NICs, on the modern virtio-pci transport of arch/virtio: one receive and one
+// transmit queue, the station address from the device configuration (VIRTIO_NET_F_MAC), link
+// state from its status field (VIRTIO_NET_F_STATUS), the 12-byte virtio_net_hdr in front of
+// every frame (VIRTIO_F_VERSION_1), receive buffers in DMA memory refilled as they are used,
+// transmit buffers reclaimed when the device has used them, MSI-X when the device offers it
+// (INTx with the ISR otherwise). A device that stops answering (its status reads all ones or
+// asks for a reset, transmit buffers never come back) is taken out of service: counted, logged
+// once, link reported down.
+//
+// The ring handling (newNIC over an env) runs under `go test` against the device side of
+// arch/virtio/virtiotest; Open wires it to a real device.
+//
+// References are to "Virtual I/O Device (VIRTIO) Version 1.1", cited as "virtio 1.1".
+package virtionet
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/godwit-hv/godwit/arch/virtio"
+	"github.com/godwit-hv/godwit/hostnet/nic"
+)
+
+// Feature bits. virtio 1.1, 5.1.3 "Feature bits".
+const (
+	featMAC    = 5  // VIRTIO_NET_F_MAC: the device has a station address in its configuration
+	featStatus = 16 // VIRTIO_NET_F_STATUS: the configuration's status field is valid
+)
+
+// Device configuration layout. virtio 1.1, 5.1.4 "Device configuration layout": mac[6], le16
+// status, le16 max_virtqueue_pairs, le16 mtu.
+const (
+	cfgMAC       = 0
+	cfgStatus    = 6
+	cfgMinLen    = 8
+	statusLinkUp = 1 // VIRTIO_NET_S_LINK_UP
+)
+
+// virtio_net_hdr with VIRTIO_F_VERSION_1: flags (1), gso_type (1), hdr_len (2), gso_size (2),
+// csum_start (2), csum_offset (2), num_buffers (2) — always 12 bytes (virtio 1.1, 5.1.6
+// "Device Operation"). Without offloads the driver sends it all zero (gso_type
+// VIRTIO_NET_HDR_GSO_NONE), and the device's flags and GSO fields are zero.
+const (
+	hdrLen = 12
+)
+
+// Queues. virtio 1.1, 5.1.2 "Virtqueues": receiveq1 is 0, transmitq1 is 1.
+const (
+	rxQueue = 0
+	txQueue = 1
+)
+
+// Sizes and timing.
+const (
+	// bufSize holds the header and the largest frame (12 + 1514, and room for a VLAN tag):
+	// without VIRTIO_NET_F_MRG_RXBUF every receive buffer must hold a whole packet (5.1.6.3.1).
+	bufSize          = 2048
+	DefaultQueue     = 256
+	DefaultPoll      = time.Second
+	DefaultTxTimeout = 5 * time.Second
+)
+
+// IRQ is an interrupt source: a count and a wait for it to pass a value.
+type IRQ interface {
+	Count() uint64
+	Wait(seen uint64, timeout time.Duration) (uint64, error)
+}
+
+// linkState is what a look at the device tells.
+type linkState struct {
+	up   bool
+	dead string // non-empty: the device stopped answering, and why
+}
+
+// env is everything the driver core needs from the device: the two queues, DMA memory, the
+// receive queue's interrupt, and a way to read the link state.
+type env struct {
+	rxq, txq  *virtio.Queue
+	mem       virtio.Memory
+	irq       IRQ // the receive queue's interrupt
+	cfgIRQ    IRQ // configuration changes (link); nil: found by polling
+	link      func() linkState
+	ready     func() // sets DRIVER_OK once the receive buffers are posted; nil in tests
+	mac       net.HardwareAddr
+	location  string
+	irqDesc   string
+	poll      time.Duration
+	txTimeout time.Duration
+	logf      func(string, ...any)
+	sleep     func(time.Duration)
+	shutdown  func() // resets the device (Close), so that it stops using the buffers
+}
+
+// DeviceStats are the driver's counters beyond nic.Stats.
+type DeviceStats struct {
+	Interrupts  uint64 // wake-ups by the receive interrupt
+	LinkChanges uint64
+	BadUsed     uint64 // malformed used entries from the device
+	TxRingFull  uint64
+	TxTimeouts  uint64
+	Kicks       uint64 // receive and transmit notifications sent
+}
+
+// NIC is one virtio-net device. It implements nic.Link.
+type NIC struct {
+	e    env
+	desc string
+
+	rxBufs   []byte
+	rxPA     uint64
+	rxSlotOf []int // receive queue head -> buffer slot, -1 when not posted
+
+	txMu          sync.Mutex
+	txBufs        []byte
+	txPA          uint64
+	txFree        []int // free transmit buffer slots
+	txSlotOf      []int // transmit queue head -> slot, -1 when not in flight
+	txPending     int
+	txProgress    time.Time
+	txClosed      bool
+	usedScratch   []virtio.Used
+	txUsedScratch []virtio.Used
+	slotScratch   []int
+
+	up       atomic.Bool
+	dead     atomic.Bool
+	deadWhy  atomic.Pointer[string]
+	deadOnce sync.Once
+	linkMu   sync.Mutex
+
+	hmu     sync.Mutex
+	handler nic.Handler
+
+	counters nic.Counters
+	dev      struct {
+		interrupts, linkChanges, badUsed, txRingFull, txTimeouts atomic.Uint64
+	}
+
+	quit     atomic.Bool
+	done     chan struct{}
+	cfgDone  chan struct{}
+	closeMu  sync.Mutex
+	closed   bool
+	lastPoll time.Time
+}
+
+// newNIC allocates the buffers, posts every receive buffer and starts the service goroutine.
+// The caller sets DRIVER_OK before (the device may use the buffers at once).
+func newNIC(e env) (*NIC, error) {
+	if e.poll <= 0 {
+		e.poll = DefaultPoll
+	}
+	if e.txTimeout <= 0 {
+		e.txTimeout = DefaultTxTimeout
+	}
+	if e.sleep == nil {
+		e.sleep = time.Sleep
+	}
+	if e.logf == nil {
+		e.logf = func(format string, args ...any) { fmt.Fprintf(os.Stdout, format+"\n", args...) }
+	}
+	n := &NIC{e: e, desc: "virtio-net at " + e.location, done: make(chan struct{}), cfgDone: make(chan struct{})}
+	nrx, ntx := e.rxq.Size(), e.txq.Size()
+	var err error
+	if n.rxBufs, n.rxPA, err = e.mem.Alloc(nrx * bufSize); err != nil {
+		return nil, fmt.Errorf("%s: receive buffers: %w", n.desc, err)
+	}
+	if n.txBufs, n.txPA, err = e.mem.Alloc(ntx * bufSize); err != nil {
+		e.mem.Free(n.rxBufs, n.rxPA)
+		return nil, fmt.Errorf("%s: transmit buffers: %w", n.desc, err)
+	}
+	n.rxSlotOf = make([]int, nrx)
+	for i := range n.rxSlotOf {
+		n.rxSlotOf[i] = -1
+	}
+	for i := 0; i < nrx; i++ {
+		if err := n.post(i); err != nil {
+			n.freeBufs()
+			return nil, fmt.Errorf("%s: posting receive buffer %d: %w", n.desc, i, err)
+		}
+	}
+	n.txSlotOf = make([]int, ntx)
+	for i := range n.txSlotOf {
+		n.txSlotOf[i] = -1
+	}
+	for i := ntx - 1; i >= 0; i-- {
+		n.txFree = append(n.txFree, i)
+	}
+	// Transmit completions are collected when needed, not signalled (virtio 1.1, 2.6.7).
+	e.txq.SetInterrupts(false)
+	n.txProgress = time.Now()
+	if e.ready != nil {
+		e.ready()
+	}
+	st := e.link()
+	n.up.Store(st.up && st.dead == "")
+	n.lastPoll = time.Now()
+	e.rxq.Kick()
+	go n.run()
+	if e.cfgIRQ != nil {
+		go n.watchConfig()
+	} else {
+		close(n.cfgDone)
+	}
+	return n, nil
+}
+
+func (n *NIC) freeBufs() {
+	if n.rxBufs != nil {
+		n.e.mem.Free(n.rxBufs, n.rxPA)
+		n.rxBufs = nil
+	}
+	if n.txBufs != nil {
+		n.e.mem.Free(n.txBufs, n.txPA)
+		n.txBufs = nil
+	}
+}
+
+// post gives receive buffer slot to the device.
+func (n *NIC) post(slot int) error {
+	head, err := n.e.rxq.Add([]virtio.Buf{{Addr: n.rxPA + uint64(slot*bufSize), Len: bufSize, Write: true}})
+	if err != nil {
+		return err
+	}
+	n.rxSlotOf[head] = slot
+	return nil
+}
+
+// run is the service goroutine: received frames, transmit reclaim, link and watchdog.
+func (n *NIC) run() {
+	defer close(n.done)
+	for !n.quit.Load() {
+		if n.dead.Load() {
+			n.e.sleep(n.e.poll)
+			continue
+		}
+		seen := n.e.irq.Count()
+		worked := n.receive()
+		n.txMu.Lock()
+		n.reclaimLocked()
+		n.txMu.Unlock()
+		if time.Since(n.lastPoll) >= n.e.poll {
+			n.poll()
+		}
+		if worked {
+			continue
+		}
+		got, err := n.e.irq.Wait(seen, n.e.poll)
+		if got > seen {
+			n.dev.interrupts.Add(1)
+		}
+		if errors.Is(err, virtio.ErrDeviceReset) {
+			n.die(err.Error())
+		}
+	}
+}
+
+// watchConfig follows configuration-change interrupts (the link) when they have a vector of
+// their own.
+func (n *NIC) watchConfig() {
+	defer close(n.cfgDone)
+	for !n.quit.Load() {
+		seen := n.e.cfgIRQ.Count()
+		if got, _ := n.e.cfgIRQ.Wait(seen, n.e.poll); got > seen && !n.dead.Load() {
+			n.checkLink()
+		}
+	}
+}
+
+// poll looks at the device: link, status, and the transmit watchdog.
+func (n *NIC) poll() {
+	n.lastPoll = time.Now()
+	if n.checkLink() {
+		return
+	}
+	n.txMu.Lock()
+	n.reclaimLocked()
+	pending, since := n.txPending, time.Since(n.txProgress)
+	n.txMu.Unlock()
+	if pending > 0 && n.up.Load() && since > n.e.txTimeout {
+		n.dev.txTimeouts.Add(1)
+		n.die(fmt.Sprintf("transmit stalled: %d buffers pending for %v", pending, since.Round(time.Millisecond)))
+	}
+}
+
+// checkLink reads the link state and reports a change; true if the device is dead.
+func (n *NIC) checkLink() bool {
+	n.linkMu.Lock()
+	defer n.linkMu.Unlock()
+	st := n.e.link()
+	if st.dead != "" {
+		n.die(st.dead)
+		return true
+	}
+	if n.dead.Load() || n.up.Load() == st.up {
+		return n.dead.Load()
+	}
+	n.up.Store(st.up)
+	n.dev.linkChanges.Add(1)
+	if st.up {
+		n.txMu.Lock()
+		n.txProgress = time.Now()
+		n.txMu.Unlock()
+	}
+	n.e.logf("%s: link %s", n.desc, upDown(st.up))
+	n.notifyLink(st.up)
+	return false
+}
+
+func upDown(up bool) string {
+	if up {
+		return "up"
+	}
+	return "down"
+}
+
+func (n *NIC) notifyLink(up bool) {
+	n.hmu.Lock()
+	if n.handler != nil {
+		n.handler.LinkChanged(up)
+	}
+	n.hmu.Unlock()
+}
+
+// die takes the device out of service: counted, logged once, link down.
+func (n *NIC) die(why string) {
+	n.deadOnce.Do(func() {
+		n.deadWhy.Store(&why)
+		n.dead.Store(true)
+		n.e.logf("%s: device not responding: %s; taken out of service", n.desc, why)
+		if n.up.Swap(false) {
+			n.dev.linkChanges.Add(1)
+			n.e.logf("%s: link down", n.desc)
+			n.notifyLink(false)
+		}
+	})
+}
+
+func (n *NIC) deadErr() error {
+	why := "stopped answering"
+	if p := n.deadWhy.Load(); p != nil {
+		why = *p
+	}
+	return fmt.Errorf("%s: %s: %w", n.desc, why, nic.ErrDeviceDead)
+}
+
+// receive delivers the frames the device has filled and posts their buffers again.
+func (n *NIC) receive() bool {
+	used, err := n.e.rxq.Collect(n.usedScratch[:0])
+	n.usedScratch = used
+	if err != nil {
+		n.dev.badUsed.Add(1)
+		n.counters.RxErrors.Add(1)
+	}
+	if len(used) == 0 {
+		return err != nil
+	}
+	// Every used head is resolved to its buffer before any buffer is posted again: posting
+	// reuses the descriptors Collect freed, which may be heads later in this batch.
+	slots := n.slotScratch[:0]
+	for _, u := range used {
+		slot := n.rxSlotOf[u.Head]
+		n.rxSlotOf[u.Head] = -1
+		if slot < 0 {
+			// Collect hands back only heads in flight, so this is a broken invariant.
+			panic(fmt.Sprintf("virtio-net: receive head %d has no buffer", u.Head))
+		}
+		slots = append(slots, slot)
+	}
+	n.slotScratch = slots
+	n.hmu.Lock()
+	for i, u := range used {
+		slot := slots[i]
+		buf := n.rxBufs[slot*bufSize : (slot+1)*bufSize]
+		switch {
+		case u.Err != nil:
+			n.dev.badUsed.Add(1)
+			n.counters.RxErrors.Add(1)
+		case int(u.Len) < hdrLen || nic.CheckFrame(buf[hdrLen:u.Len], nic.DefaultMTU) != nil:
+			n.counters.RxErrors.Add(1)
+		case n.handler == nil:
+			n.counters.RxDrops.Add(1)
+		default:
+			f := buf[hdrLen:u.Len]
+			n.counters.Rx(len(f))
+			n.handler.DeliverFrame(f)
+		}
+	}
+	for _, slot := range slots {
+		if err := n.post(slot); err != nil {
+			// The slot's descriptor just came back, so there is room: a broken invariant.
+			panic(fmt.Sprintf("virtio-net: reposting receive buffer %d: %v", slot, err))
+		}
+	}
+	n.hmu.Unlock()
+	n.e.rxq.Kick()
+	return true
+}
+
+// reclaimLocked takes back the transmit buffers the device has used. Caller holds txMu.
+func (n *NIC) reclaimLocked() {
+	if n.txPending == 0 || n.txClosed {
+		return
+	}
+	used, err := n.e.txq.Collect(n.txUsedScratch[:0])
+	n.txUsedScratch = used
+	if err != nil {
+		n.dev.badUsed.Add(1)
+		n.counters.TxErrors.Add(1)
+	}
+	for _, u := range used {
+		slot := n.txSlotOf[u.Head]
+		n.txSlotOf[u.Head] = -1
+		if slot < 0 {
+			panic(fmt.Sprintf("virtio-net: transmit head %d has no buffer", u.Head))
+		}
+		n.txFree = append(n.txFree, slot)
+		n.txPending--
+	}
+	if len(used) > 0 {
+		n.txProgress = time.Now()
+	}
+}
+
+// Transmit implements nic.Link: header and frame are copied into a transmit buffer (short
+// frames padded to 60 bytes) and handed to the device.
+func (n *NIC) Transmit(frame []byte) error {
+	if err := nic.CheckFrame(frame, nic.DefaultMTU); err != nil {
+		n.counters.TxErrors.Add(1)
+		return fmt.Errorf("%s: %w", n.desc, err)
+	}
+	if n.dead.Load() {
+		n.counters.TxErrors.Add(1)
+		return n.deadErr()
+	}
+	if !n.up.Load() {
+		n.counters.TxDrops.Add(1)
+		return fmt.Errorf("%s: %w", n.desc, nic.ErrLinkDown)
+	}
+	n.txMu.Lock()
+	if n.txClosed {
+		n.txMu.Unlock()
+		n.counters.TxErrors.Add(1)
+		return fmt.Errorf("%s: closed: %w", n.desc, nic.ErrDeviceDead)
+	}
+	if len(n.txFree) == 0 {
+		n.reclaimLocked()
+	}
+	if len(n.txFree) == 0 {
+		n.txMu.Unlock()
+		n.dev.txRingFull.Add(1)
+		n.counters.TxDrops.Add(1)
+		return fmt.Errorf("%s: %d buffers pending: %w", n.desc, n.txPending, nic.ErrRingFull)
+	}
+	slot := n.txFree[len(n.txFree)-1]
+	buf := n.txBufs[slot*bufSize : (slot+1)*bufSize]
+	clear(buf[:hdrLen])
+	copy(buf[hdrLen:], frame)
+	length := len(frame)
+	if length < nic.MinFrameLen {
+		clear(buf[hdrLen+length : hdrLen+nic.MinFrameLen])
+		length = nic.MinFrameLen
+	}
+	head, err := n.e.txq.Add([]virtio.Buf{{Addr: n.txPA + uint64(slot*bufSize), Len: uint32(hdrLen + length)}})
+	if err != nil {
+		n.txMu.Unlock()
+		n.counters.TxErrors.Add(1)
+		return fmt.Errorf("%s: %w", n.desc, err)
+	}
+	n.txFree = n.txFree[:len(n.txFree)-1]
+	n.txSlotOf[head] = slot
+	if n.txPending == 0 {
+		n.txProgress = time.Now()
+	}
+	n.txPending++
+	n.txMu.Unlock()
+	n.e.txq.Kick()
+	n.counters.Tx(len(frame))
+	return nil
+}
+
+// MAC implements nic.Link.
+func (n *NIC) MAC() net.HardwareAddr { return append(net.HardwareAddr(nil), n.e.mac...) }
+
+// MTU implements nic.Link.
+func (n *NIC) MTU() int { return nic.DefaultMTU }
+
+// Up implements nic.Link.
+func (n *NIC) Up() bool { return n.up.Load() && !n.dead.Load() }
+
+// Description implements nic.Link.
+func (n *NIC) Description() string { return n.desc }
+
+// Location is the device's PCI address.
+func (n *NIC) Location() string { return n.e.location }
+
+// SetHandler implements nic.Link.
+func (n *NIC) SetHandler(h nic.Handler) {
+	n.hmu.Lock()
+	n.handler = h
+	n.hmu.Unlock()
+}
+
+// Stats implements nic.Link.
+func (n *NIC) Stats() nic.Stats { return n.counters.Snapshot() }
+
+// Dead reports whether the device was taken out of service.
+func (n *NIC) Dead() bool { return n.dead.Load() }
+
+// DeviceStats returns the driver's own counters.
+func (n *NIC) DeviceStats() DeviceStats {
+	rs, ts := n.e.rxq.Stats(), n.e.txq.Stats()
+	return DeviceStats{
+		Interrupts: n.dev.interrupts.Load(), LinkChanges: n.dev.linkChanges.Load(),
+		BadUsed: n.dev.badUsed.Load(), TxRingFull: n.dev.txRingFull.Load(), TxTimeouts: n.dev.txTimeouts.Load(),
+		Kicks: rs.Kicks + ts.Kicks,
+	}
+}
+
+// Info is a one-line summary for the shell.
+func (n *NIC) Info() string {
+	d := n.DeviceStats()
+	s := fmt.Sprintf("%s, link %s, %s, rx queue %d, tx queue %d, %d interrupts, %d kicks, %d bad used, %d tx ring full, %d tx timeouts",
+		n.desc, upDown(n.Up()), n.e.irqDesc, n.e.rxq.Size(), n.e.txq.Size(), d.Interrupts, d.Kicks, d.BadUsed, d.TxRingFull, d.TxTimeouts)
+	if n.dead.Load() {
+		s += ", DEAD: " + n.deadErr().Error()
+	}
+	return s
+}
+
+// Close stops the goroutines, resets the device and frees the buffers and queues.
+func (n *NIC) Close() error {
+	n.closeMu.Lock()
+	defer n.closeMu.Unlock()
+	if n.closed {
+		return nil
+	}
+	n.closed = true
+	n.quit.Store(true)
+	for _, ch := range []chan struct{}{n.done, n.cfgDone} {
+		select {
+		case <-ch:
+		case <-time.After(4*n.e.poll + time.Second):
+			return fmt.Errorf("%s: service goroutine did not stop", n.desc)
+		}
+	}
+	n.txMu.Lock()
+	n.txClosed = true
+	n.txMu.Unlock()
+	if n.e.shutdown != nil {
+		n.e.shutdown()
+	}
+	n.e.rxq.Free()
+	n.e.txq.Free()
+	n.freeBufs()
+	return nil
+}
+
+// readMAC reads the station address from the device configuration, retrying while the
+// configuration generation moves (virtio 1.1, 4.1.4.3.1).
+func readMAC(cfg interface{ Read8(uint64) uint8 }, gen func() uint8) (net.HardwareAddr, error) {
+	for try := 0; try < 10; try++ {
+		g := gen()
+		mac := make(net.HardwareAddr, nic.AddrLen)
+		for i := range mac {
+			mac[i] = cfg.Read8(uint64(cfgMAC + i))
+		}
+		if gen() == g {
+			return mac, nil
+		}
+	}
+	return nil, errors.New("virtio-net: configuration keeps changing while the MAC is read")
+}
+
+// le16 reads a little-endian 16-bit field byte by byte (configuration fields may be read
+// with any width the field allows; bytes work on every transport).
+func le16(cfg interface{ Read8(uint64) uint8 }, off uint64) uint16 {
+	return binary.LittleEndian.Uint16([]byte{cfg.Read8(off), cfg.Read8(off + 1)})
+}
