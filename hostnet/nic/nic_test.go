@@ -17,6 +17,9 @@ func (f *fakeLink) Stats() Stats          { return Stats{} }
 func (f *fakeLink) Description() string   { return "fake" }
 
 func TestRegisterNamesInOrderAndLookup(t *testing.T) {
+	registry.mu.Lock()
+	registry.links, registry.subs = nil, nil // a fresh machine (and -count=N)
+	registry.mu.Unlock()
 	var seen []string
 	Subscribe(func(r Registered) { seen = append(seen, r.Name) })
 	macs := []string{"52:54:00:00:00:01", "52:54:00:00:00:02"}
