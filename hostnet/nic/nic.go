@@ -71,6 +71,17 @@ type Link interface {
 	Description() string
 }
 
+// Promiscuous is implemented by a Link that can be told to receive frames for every
+// destination MAC address (for the e1000, RCTL.UPE and RCTL.MPE: Intel 8254x SDM 13.4.22).
+// A vm uplink needs it: the virtual switch behind it forwards frames for the guests' MAC
+// addresses, which are not the NIC's own. The switch calls SetPromiscuous(true) when it takes
+// the link and SetPromiscuous(false) when it lets go. A Link without it receives only its own
+// unicast, broadcast and multicast frames, and guests on its switch then see no unicast
+// traffic from outside (the switch logs this).
+type Promiscuous interface {
+	SetPromiscuous(on bool) error
+}
+
 // Handler receives what a Link delivers. The driver calls it from its own goroutine (its
 // interrupt or polling goroutine), one call at a time per link.
 type Handler interface {
