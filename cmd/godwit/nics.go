@@ -25,6 +25,33 @@ func init() {
 	// registered before this one (files sorted before nics.go, such as net.go) come after it,
 	// and later ones are appended behind it anyway.
 	startupHooks = append([]func(){func() { probeNICs() }}, startupHooks...)
+	extraCommands = append(extraCommands, &command{"nic", "nic",
+		"host NIC drivers: device, interrupt mode, rings, driver counters, and NICs that failed to start",
+		cmdNIC})
+}
+
+// cmdNIC lists the registered NICs as their drivers see them (the network view, with roles
+// and addresses, is `net`).
+func cmdNIC(sh *shell, args []string) error {
+	if len(args) != 0 {
+		return errUsage
+	}
+	errs := probeNICs()
+	links := nic.Links()
+	if len(links) == 0 {
+		fmt.Fprintln(sh.out, "no NICs")
+	}
+	for _, r := range links {
+		info := r.Link.Description()
+		if i, ok := r.Link.(interface{ Info() string }); ok {
+			info = i.Info()
+		}
+		fmt.Fprintf(sh.out, "%-5s %v  %s\n      %v\n", r.Name, r.Link.MAC(), info, r.Link.Stats())
+	}
+	for _, e := range errs {
+		fmt.Fprintf(sh.out, "not started: %v\n", e)
+	}
+	return nil
 }
 
 // probeNICs starts the drivers of the host's NICs and registers them, once; later calls
