@@ -107,6 +107,7 @@ type DeviceStats struct {
 	RxFragmented uint64 // frames spread over several descriptors (dropped: buffers hold a whole frame)
 	TxRingFull   uint64
 	TxTimeouts   uint64 // watchdog: descriptors pending past TxTimeout
+	Revivals     uint64 // back in service after a transmit stall ended
 	DeadReads    uint64 // register reads of all ones
 }
 
@@ -121,10 +122,13 @@ type NIC struct {
 	rx rxRing
 	tx txRing
 
-	up       atomic.Bool
-	dead     atomic.Bool
-	deadWhy  atomic.Pointer[string]
-	deadOnce sync.Once
+	up      atomic.Bool
+	dead    atomic.Bool
+	deadWhy atomic.Pointer[string]
+	deadMu  sync.Mutex
+	// revivable: dead only because transmit descriptors stopped completing; the device is
+	// put back in service if they complete after all.
+	revivable bool
 
 	hmu     sync.Mutex
 	handler nic.Handler
@@ -132,7 +136,7 @@ type NIC struct {
 	counters nic.Counters
 	dev      struct {
 		interrupts, linkChanges, rxOverruns, rxMissed, rxFragmented atomic.Uint64
-		txRingFull, txTimeouts, deadReads                           atomic.Uint64
+		txRingFull, txTimeouts, deadReads, revivals                 atomic.Uint64
 	}
 
 	quit     atomic.Bool
@@ -310,7 +314,9 @@ func (n *NIC) run() {
 	defer close(n.done)
 	for !n.quit.Load() {
 		if n.dead.Load() {
-			n.cfg.Sleep(n.cfg.Poll)
+			if !n.tryRevive() {
+				n.cfg.Sleep(n.cfg.Poll)
+			}
 			continue
 		}
 		seen := n.cfg.IRQ.Count()
@@ -318,7 +324,7 @@ func (n *NIC) run() {
 		if icr == allOnes {
 			n.dev.deadReads.Add(1)
 			if n.regs.Read32(regSTATUS) == allOnes {
-				n.die("registers read all ones (the device left the bus)")
+				n.die("registers read all ones (the device left the bus)", false)
 				continue
 			}
 		}
@@ -347,7 +353,7 @@ func (n *NIC) poll() {
 	st := n.regs.Read32(regSTATUS)
 	if st == allOnes {
 		n.dev.deadReads.Add(1)
-		n.die("STATUS reads all ones (the device left the bus)")
+		n.die("STATUS reads all ones (the device left the bus)", false)
 		return
 	}
 	if m := n.regs.Read32(regMPC); m != allOnes && m != 0 {
@@ -361,7 +367,7 @@ func (n *NIC) poll() {
 	if stalled {
 		n.dev.txTimeouts.Add(1)
 		n.die(fmt.Sprintf("transmit stalled: %d descriptors pending for %v (TDH %d, TDT %d)",
-			pending, since.Round(time.Millisecond), n.regs.Read32(regTDH), n.regs.Read32(regTDT)))
+			pending, since.Round(time.Millisecond), n.regs.Read32(regTDH), n.regs.Read32(regTDT)), true)
 	}
 }
 
@@ -399,19 +405,61 @@ func upDown(up bool) string {
 	return "down"
 }
 
-// die takes the device out of service: counted, logged once, link down, interrupts masked.
-func (n *NIC) die(why string) {
-	n.deadOnce.Do(func() {
-		n.deadWhy.Store(&why)
-		n.dead.Store(true)
-		n.cfg.Logf("%s: device not responding: %s; taken out of service", n.desc, why)
-		n.regs.Write32(regIMC, imcAll)
-		if n.up.Swap(false) {
-			n.dev.linkChanges.Add(1)
-			n.cfg.Logf("%s: link down", n.desc)
-			n.notifyLink(false)
+// die takes the device out of service: counted, logged once per failure, link down, its
+// interrupts masked (and the line released: a shared INTx line must not stay asserted while
+// nobody serves this device). revivable says the failure was a transmit stall, which
+// tryRevive undoes if the descriptors complete after all; a later permanent failure wins.
+func (n *NIC) die(why string, revivable bool) {
+	n.deadMu.Lock()
+	if n.dead.Load() {
+		if !revivable {
+			n.revivable = false
 		}
-	})
+		n.deadMu.Unlock()
+		return
+	}
+	n.deadWhy.Store(&why)
+	n.revivable = revivable
+	n.dead.Store(true)
+	n.deadMu.Unlock()
+	n.cfg.Logf("%s: device not responding: %s; taken out of service", n.desc, why)
+	n.regs.Write32(regIMC, imcAll)
+	n.regs.Read32(regICR)
+	if n.up.Swap(false) {
+		n.dev.linkChanges.Add(1)
+		n.cfg.Logf("%s: link down", n.desc)
+		n.notifyLink(false)
+	}
+}
+
+// tryRevive puts a device that was taken out of service for a transmit stall back in
+// service once its transmit descriptors complete; it reports whether it did.
+func (n *NIC) tryRevive() bool {
+	n.deadMu.Lock()
+	revivable := n.revivable
+	n.deadMu.Unlock()
+	if !revivable || n.regs.Read32(regSTATUS) == allOnes {
+		return false
+	}
+	n.tx.mu.Lock()
+	freed := n.tx.reclaim()
+	n.tx.mu.Unlock()
+	if freed == 0 {
+		return false
+	}
+	n.deadMu.Lock()
+	if !n.revivable {
+		n.deadMu.Unlock()
+		return false
+	}
+	n.dead.Store(false)
+	n.deadWhy.Store(nil)
+	n.deadMu.Unlock()
+	n.dev.revivals.Add(1)
+	n.cfg.Logf("%s: transmit descriptors complete again; back in service", n.desc)
+	n.regs.Write32(regIMS, icrRXT0|icrRXO|icrRXDMT0|icrRXSEQ|icrLSC)
+	n.poll() // reads the link and reports it up
+	return true
 }
 
 // deadErr is the error Transmit returns once the device is dead.
@@ -486,7 +534,7 @@ func (n *NIC) DeviceStats() DeviceStats {
 	return DeviceStats{
 		Interrupts: d.interrupts.Load(), LinkChanges: d.linkChanges.Load(), RxOverruns: d.rxOverruns.Load(),
 		RxMissed: d.rxMissed.Load(), RxFragmented: d.rxFragmented.Load(), TxRingFull: d.txRingFull.Load(),
-		TxTimeouts: d.txTimeouts.Load(), DeadReads: d.deadReads.Load(),
+		TxTimeouts: d.txTimeouts.Load(), Revivals: d.revivals.Load(), DeadReads: d.deadReads.Load(),
 	}
 }
 

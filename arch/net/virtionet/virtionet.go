@@ -105,6 +105,7 @@ type DeviceStats struct {
 	BadUsed     uint64 // malformed used entries from the device
 	TxRingFull  uint64
 	TxTimeouts  uint64
+	Revivals    uint64 // back in service after a transmit stall ended
 	Kicks       uint64 // receive and transmit notifications sent
 }
 
@@ -129,18 +130,21 @@ type NIC struct {
 	txUsedScratch []virtio.Used
 	slotScratch   []int
 
-	up       atomic.Bool
-	dead     atomic.Bool
-	deadWhy  atomic.Pointer[string]
-	deadOnce sync.Once
-	linkMu   sync.Mutex
+	up      atomic.Bool
+	dead    atomic.Bool
+	deadWhy atomic.Pointer[string]
+	deadMu  sync.Mutex
+	// revivable: dead only because transmit buffers stopped coming back; the device is put
+	// back in service if they come back after all.
+	revivable bool
+	linkMu    sync.Mutex
 
 	hmu     sync.Mutex
 	handler nic.Handler
 
 	counters nic.Counters
 	dev      struct {
-		interrupts, linkChanges, badUsed, txRingFull, txTimeouts atomic.Uint64
+		interrupts, linkChanges, badUsed, txRingFull, txTimeouts, revivals atomic.Uint64
 	}
 
 	quit     atomic.Bool
@@ -238,7 +242,11 @@ func (n *NIC) run() {
 	defer close(n.done)
 	for !n.quit.Load() {
 		if n.dead.Load() {
-			n.e.sleep(n.e.poll)
+			if !n.tryRevive() {
+				// Waiting on the interrupt (not sleeping) keeps acknowledging it, so a shared
+				// INTx line is not left asserted while nobody serves this device.
+				n.e.irq.Wait(n.e.irq.Count(), n.e.poll)
+			}
 			continue
 		}
 		seen := n.e.irq.Count()
@@ -257,7 +265,7 @@ func (n *NIC) run() {
 			n.dev.interrupts.Add(1)
 		}
 		if errors.Is(err, virtio.ErrDeviceReset) {
-			n.die(err.Error())
+			n.die(err.Error(), false)
 		}
 	}
 }
@@ -286,7 +294,7 @@ func (n *NIC) poll() {
 	n.txMu.Unlock()
 	if pending > 0 && n.up.Load() && since > n.e.txTimeout {
 		n.dev.txTimeouts.Add(1)
-		n.die(fmt.Sprintf("transmit stalled: %d buffers pending for %v", pending, since.Round(time.Millisecond)))
+		n.die(fmt.Sprintf("transmit stalled: %d buffers pending for %v", pending, since.Round(time.Millisecond)), true)
 	}
 }
 
@@ -296,7 +304,7 @@ func (n *NIC) checkLink() bool {
 	defer n.linkMu.Unlock()
 	st := n.e.link()
 	if st.dead != "" {
-		n.die(st.dead)
+		n.die(st.dead, false)
 		return true
 	}
 	if n.dead.Load() || n.up.Load() == st.up {
@@ -329,18 +337,59 @@ func (n *NIC) notifyLink(up bool) {
 	n.hmu.Unlock()
 }
 
-// die takes the device out of service: counted, logged once, link down.
-func (n *NIC) die(why string) {
-	n.deadOnce.Do(func() {
-		n.deadWhy.Store(&why)
-		n.dead.Store(true)
-		n.e.logf("%s: device not responding: %s; taken out of service", n.desc, why)
-		if n.up.Swap(false) {
-			n.dev.linkChanges.Add(1)
-			n.e.logf("%s: link down", n.desc)
-			n.notifyLink(false)
+// die takes the device out of service: counted, logged once per failure, link down.
+// revivable says the failure was a transmit stall, which tryRevive undoes if the buffers come
+// back after all; a later permanent failure wins.
+func (n *NIC) die(why string, revivable bool) {
+	n.deadMu.Lock()
+	if n.dead.Load() {
+		if !revivable {
+			n.revivable = false
 		}
-	})
+		n.deadMu.Unlock()
+		return
+	}
+	n.deadWhy.Store(&why)
+	n.revivable = revivable
+	n.dead.Store(true)
+	n.deadMu.Unlock()
+	n.e.logf("%s: device not responding: %s; taken out of service", n.desc, why)
+	if n.up.Swap(false) {
+		n.dev.linkChanges.Add(1)
+		n.e.logf("%s: link down", n.desc)
+		n.notifyLink(false)
+	}
+}
+
+// tryRevive puts a device taken out of service for a transmit stall back in service once its
+// transmit buffers come back; it reports whether it did.
+func (n *NIC) tryRevive() bool {
+	n.deadMu.Lock()
+	revivable := n.revivable
+	n.deadMu.Unlock()
+	if !revivable {
+		return false
+	}
+	n.txMu.Lock()
+	before := n.txPending
+	n.reclaimLocked()
+	freed := before - n.txPending
+	n.txMu.Unlock()
+	if freed == 0 {
+		return false
+	}
+	n.deadMu.Lock()
+	if !n.revivable {
+		n.deadMu.Unlock()
+		return false
+	}
+	n.dead.Store(false)
+	n.deadWhy.Store(nil)
+	n.deadMu.Unlock()
+	n.dev.revivals.Add(1)
+	n.e.logf("%s: transmit buffers come back again; back in service", n.desc)
+	n.checkLink() // reports the link up
+	return true
 }
 
 func (n *NIC) deadErr() error {
@@ -520,7 +569,8 @@ func (n *NIC) DeviceStats() DeviceStats {
 	return DeviceStats{
 		Interrupts: n.dev.interrupts.Load(), LinkChanges: n.dev.linkChanges.Load(),
 		BadUsed: n.dev.badUsed.Load(), TxRingFull: n.dev.txRingFull.Load(), TxTimeouts: n.dev.txTimeouts.Load(),
-		Kicks: rs.Kicks + ts.Kicks,
+		Revivals: n.dev.revivals.Load(),
+		Kicks:    rs.Kicks + ts.Kicks,
 	}
 }
 

@@ -486,17 +486,18 @@ func TestDeadDevice(t *testing.T) {
 		name   string
 		break_ func(r *rig)
 		why    string
+		mend   func(r *rig) // nil: the failure is permanent
 	}{
 		{"status reads all ones", func(r *rig) {
 			s := "device status reads all ones"
 			r.dev.deadWhy.Store(&s)
-		}, "all ones"},
+		}, "all ones", nil},
 		{"transmit never completes", func(r *rig) {
 			r.dev.consume.Store(false)
 			if err := r.nic.Transmit(frame(60, 1)); err != nil {
 				r.t.Fatal(err)
 			}
-		}, "transmit stalled"},
+		}, "transmit stalled", func(r *rig) { r.dev.drainTX(); r.dev.consume.Store(true) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -515,6 +516,24 @@ func TestDeadDevice(t *testing.T) {
 				t.Errorf("logged %d times, want once", n)
 			}
 			if !strings.Contains(r.nic.Info(), "DEAD") {
+				t.Errorf("Info() = %q, want DEAD", r.nic.Info())
+			}
+			if tc.mend == nil {
+				return
+			}
+			// The stall ends: the device comes back into service with its link up.
+			tc.mend(r)
+			waitFor(t, "link up again", func() bool { _, l := r.h.snapshot(); return len(l) == 2 })
+			if _, l := r.h.snapshot(); !l[1] || !r.nic.Up() || r.nic.Dead() {
+				t.Errorf("after the stall: LinkChanged %v, Up %v, Dead %v", l, r.nic.Up(), r.nic.Dead())
+			}
+			if err := r.nic.Transmit(frame(60, 3)); err != nil {
+				t.Errorf("Transmit after the stall: %v", err)
+			}
+			if got := r.nic.DeviceStats().Revivals; got != 1 {
+				t.Errorf("Revivals = %d, want 1", got)
+			}
+			if strings.Contains(r.nic.Info(), "DEAD") {
 				t.Errorf("Info() = %q", r.nic.Info())
 			}
 		})
