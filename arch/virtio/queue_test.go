@@ -357,9 +357,14 @@ func TestQueueConcurrent(t *testing.T) {
 			}
 		}
 	}()
+	// As in the drivers, one lock covers Add with its bookkeeping and Collect with the
+	// dispatch: a head freed by Collect can be reused at once by Add.
+	type waiter struct {
+		ch  chan byte
+		out []byte
+	}
 	var mu sync.Mutex
-	waiters := map[uint16]chan byte{}
-	var resp sync.Map
+	waiters := map[uint16]waiter{}
 	var subWG sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		subWG.Add(1)
@@ -374,8 +379,7 @@ func TestQueueConcurrent(t *testing.T) {
 					mu.Lock()
 					h, err := q.Add([]virtio.Buf{{Addr: inPA, Len: 1}, {Addr: outPA, Len: 1, Write: true}})
 					if err == nil {
-						waiters[h] = ch
-						resp.Store(h, out)
+						waiters[h] = waiter{ch, out}
 					}
 					mu.Unlock()
 					if err == nil {
@@ -401,18 +405,19 @@ func TestQueueConcurrent(t *testing.T) {
 	colWG.Add(1)
 	go func() { // completion side
 		defer colWG.Done()
+		var used []virtio.Used
 		for {
-			used, err := q.Collect(nil)
+			var err error
+			mu.Lock()
+			used, err = q.Collect(used[:0])
+			for _, u := range used {
+				wt := waiters[u.Head]
+				delete(waiters, u.Head)
+				wt.ch <- wt.out[0]
+			}
+			mu.Unlock()
 			if err != nil {
 				t.Errorf("Collect: %v", err)
-			}
-			for _, u := range used {
-				mu.Lock()
-				ch := waiters[u.Head]
-				delete(waiters, u.Head)
-				mu.Unlock()
-				o, _ := resp.Load(u.Head)
-				ch <- o.([]byte)[0]
 			}
 			select {
 			case <-stop:

@@ -9,11 +9,9 @@ import (
 // one aligned word) with single atomic operations: the device updates the used index
 // concurrently, and the driver's index store must not move before its ring writes.
 func load32(b []byte, off int) uint32 {
-	_ = b[off+3]
-	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&b[off])))
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&b[off : off+4][0])))
 }
 
 func store32(b []byte, off int, v uint32) {
-	_ = b[off+3]
-	atomic.StoreUint32((*uint32)(unsafe.Pointer(&b[off])), v)
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&b[off : off+4][0])), v)
 }
