@@ -82,9 +82,18 @@ type slot struct {
 	status []byte
 }
 
+// transport is what the request path needs from the virtio device: the queue's interrupt
+// (virtio.Device in the kernel, a fake in tests).
+type transport interface {
+	IRQCount(queue int) uint64
+	WaitQueue(queue int, seen uint64, timeout time.Duration) (uint64, error)
+}
+
 // Driver is one virtio-blk device. It implements disk.Driver.
 type Driver struct {
-	dev      *virtio.Device
+	dev      transport
+	loc      string // PCI address
+	irqDesc  string
 	q        *virtio.Queue
 	sectors  int64 // in units of blkSize
 	blkSize  int
@@ -167,22 +176,39 @@ func New(d *pci.Device) (*Driver, error) {
 			return fail(fmt.Errorf("virtio-blk %v: size_max %d below the %d-byte block", d.Addr, sizeMax, bs))
 		}
 	}
+	irq := fmt.Sprintf("MSI-X vector %#x", v.Vector(0))
+	if intx, r := v.INTx(); intx {
+		irq = fmt.Sprintf("INTx %v vector %#x", r, v.Vector(0))
+	}
+	drv, err := newDriver(v, q, virtio.HostMemory{}, capacity, bs, chunk, feats, d.Addr.String(), irq)
+	if err != nil {
+		return fail(err)
+	}
+	v.Ready()
+	go drv.complete()
+	return drv, nil
+}
+
+// newDriver sets up the request slots of a driver over an initialized queue; capacity is in
+// 512-byte sectors, bs the block size. The caller starts complete.
+func newDriver(t transport, q *virtio.Queue, mem virtio.Memory, capacity uint64, bs, chunk int, feats uint64, loc, irq string) (*Driver, error) {
 	drv := &Driver{
-		dev: v, q: q, sectors: int64(capacity * sectorUnit / uint64(bs)), blkSize: bs,
+		dev: t, loc: loc, irqDesc: irq, q: q, sectors: int64(capacity * sectorUnit / uint64(bs)), blkSize: bs,
 		readOnly: feats&(1<<featRO) != 0, flush: feats&(1<<featFlush) != 0, chunk: chunk, features: feats,
 		inflight: map[uint16]*slot{},
 	}
 	nslots := min(maxSlots, q.Size()/descPerReq)
+	if nslots == 0 {
+		return nil, fmt.Errorf("virtio-blk %s: queue of %d entries holds no request", loc, q.Size())
+	}
 	drv.free = make(chan *slot, nslots)
 	for i := 0; i < nslots; i++ {
-		mem, pa, err := virtio.HostMemory{}.Alloc(dataOff + chunk)
+		m, pa, err := mem.Alloc(dataOff + chunk)
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
-		drv.free <- &slot{mem: mem, pa: pa, data: mem[dataOff:], status: mem[statusOff : statusOff+1], done: make(chan byte, 1)}
+		drv.free <- &slot{mem: m, pa: pa, data: m[dataOff:], status: m[statusOff : statusOff+1], done: make(chan byte, 1)}
 	}
-	v.Ready()
-	go drv.complete()
 	return drv, nil
 }
 
@@ -311,7 +337,7 @@ func (d *Driver) rw(p []byte, lba int64, typ uint32) error {
 	var pend []req
 	var firstErr error
 	finish := func(r req) {
-		what := fmt.Sprintf("virtio-blk %v: %s block %d", d.dev.PCI.Addr, map[uint32]string{reqIn: "read", reqOut: "write"}[typ], r.lba)
+		what := fmt.Sprintf("virtio-blk %s: %s block %d", d.loc, map[uint32]string{reqIn: "read", reqOut: "write"}[typ], r.lba)
 		if err := d.wait(r.s, r.p, typ == reqIn, what); err != nil && firstErr == nil {
 			firstErr = err
 		}
@@ -342,7 +368,7 @@ func (d *Driver) ReadSectors(p []byte, lba int64) error { return d.rw(p, lba, re
 // WriteSectors writes len(p)/SectorSize blocks at lba.
 func (d *Driver) WriteSectors(p []byte, lba int64) error {
 	if d.readOnly {
-		return fmt.Errorf("virtio-blk %v: %w", d.dev.PCI.Addr, disk.ErrReadOnly)
+		return fmt.Errorf("virtio-blk %s: %w", d.loc, disk.ErrReadOnly)
 	}
 	return d.rw(p, lba, reqOut)
 }
@@ -357,11 +383,11 @@ func (d *Driver) Flush() error {
 	if err != nil {
 		return err
 	}
-	return d.wait(s, nil, false, fmt.Sprintf("virtio-blk %v: flush", d.dev.PCI.Addr))
+	return d.wait(s, nil, false, fmt.Sprintf("virtio-blk %s: flush", d.loc))
 }
 
 func (d *Driver) Kind() string     { return "virtio-blk" }
-func (d *Driver) Location() string { return "pci " + d.dev.PCI.Addr.String() }
+func (d *Driver) Location() string { return "pci " + d.loc }
 func (d *Driver) Sectors() int64   { return d.sectors }
 func (d *Driver) SectorSize() int  { return d.blkSize }
 func (d *Driver) IRQCount() uint64 { return d.dev.IRQCount(0) }
@@ -382,10 +408,6 @@ func (d *Driver) Stats() Stats {
 
 // Info describes the interrupt mode, queue and features.
 func (d *Driver) Info() string {
-	irq := fmt.Sprintf("MSI-X vector %#x", d.dev.Vector(0))
-	if intx, r := d.dev.INTx(); intx {
-		irq = fmt.Sprintf("INTx %v vector %#x", r, d.dev.Vector(0))
-	}
 	s := d.Stats()
 	flags := ""
 	if d.flush {
@@ -395,5 +417,5 @@ func (d *Driver) Info() string {
 		flags += " ro"
 	}
 	return fmt.Sprintf("%s, queue %d, %d requests, %d errors, %d timeouts, %d rescued%s",
-		irq, s.Queue.Size, s.Requests, s.Errors, s.Timeouts, s.Rescued, flags)
+		d.irqDesc, s.Queue.Size, s.Requests, s.Errors, s.Timeouts, s.Rescued, flags)
 }
