@@ -75,6 +75,7 @@ type Device struct {
 	Type int
 
 	common, notify, isr, devcfg pci.Region
+	commonAddr                  uint64
 	notifyMul                   uint32
 	mem                         Memory
 	features                    uint64
@@ -164,6 +165,9 @@ func Open(d *pci.Device, opt Options) (*Device, error) {
 			return nil, fmt.Errorf("virtio %v: structure type %d: %w", d.Addr, typ, err)
 		}
 		*dst = sub
+		if typ == cfgTypeCommon {
+			v.commonAddr = bar.Addr + off
+		}
 		if typ == cfgTypeNotify {
 			v.notifyMul = d.Read32(o + capNotifyMultiplier)
 		}
@@ -186,6 +190,10 @@ func Open(d *pci.Device, opt Options) (*Device, error) {
 	v.setStatus(StatusDriver)
 	return v, nil
 }
+
+// CommonConfigAddr is the bus address of the common configuration structure (in I/O space
+// for an I/O BAR), for reports.
+func (v *Device) CommonConfigAddr() uint64 { return v.commonAddr }
 
 // Status reads the device status.
 func (v *Device) Status() uint8 { return v.common.Read8(ccDeviceStatus) }

@@ -180,6 +180,7 @@ func New(d *pci.Device) (*Driver, error) {
 	if intx, r := v.INTx(); intx {
 		irq = fmt.Sprintf("INTx %v vector %#x", r, v.Vector(0))
 	}
+	irq += fmt.Sprintf(", registers at %#x", v.CommonConfigAddr())
 	drv, err := newDriver(v, q, virtio.HostMemory{}, capacity, bs, chunk, feats, d.Addr.String(), irq)
 	if err != nil {
 		return fail(err)
