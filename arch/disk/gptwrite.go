@@ -12,10 +12,14 @@ import (
 
 // GPT layout constants for writing. UEFI 2.9, 5.3 "GUID Partition Table (GPT) Disk Layout".
 const (
-	gptRevision1     = 0x00010000
-	gptDefaultCount  = 128
-	gptWriteHdrSize  = 92
-	mbrProtStatusOff = 0
+	gptDiskGUID        = 56 // DiskGUID in the header, Table 5-5
+	gptEntUniqueGUID   = 16 // UniquePartitionGUID in an entry, Table 5-6
+	gptRevision1       = 0x00010000
+	gptDefaultCount    = 128
+	gptWriteHdrSize    = 92
+	mbrProtStatusOff   = 0
+	guidVersion4       = 0x4000 // RFC 4122, 4.1.3: version 4 in the top nibble
+	guidVariantRFC4122 = 0x80   // RFC 4122, 4.1.1: variant bits 10
 )
 
 // TypeLinuxData is the GPT type GUID of Linux filesystem data.
@@ -60,10 +64,15 @@ func FormatGPT(w io.WriterAt, size int64, sectorSize int, parts []Partition) err
 		}
 		e0 := arr[i*gptMinEntrySize:]
 		copy(e0[gptEntType:], tg)
+		// A GUID derived from the disk size, slot and label, so images are reproducible, with
+		// the version-4 and RFC 4122 variant bits set (RFC 4122, 4.1.1 "Variant", 4.1.3
+		// "Version"): time_hi_and_version is the little-endian word at byte 6, clock_seq_hi
+		// the byte at 8.
 		uniq := crc32.ChecksumIEEE([]byte(fmt.Sprintf("%d/%d/%s", size, i, p.Label)))
-		binary.LittleEndian.PutUint32(e0[16:], uniq)
-		binary.LittleEndian.PutUint16(e0[22:], 0x4000) // version 4 style marker bits
-		e0[24] = 0x80
+		u := e0[gptEntUniqueGUID:]
+		binary.LittleEndian.PutUint32(u, uniq)
+		binary.LittleEndian.PutUint16(u[6:], guidVersion4)
+		u[8] = guidVariantRFC4122
 		binary.LittleEndian.PutUint64(e0[gptEntFirst:], s)
 		binary.LittleEndian.PutUint64(e0[gptEntLast:], e)
 		for k, c := range name {
@@ -80,7 +89,7 @@ func FormatGPT(w io.WriterAt, size int64, sectorSize int, parts []Partition) err
 		binary.LittleEndian.PutUint64(h[gptAlternateLBA:], alt)
 		binary.LittleEndian.PutUint64(h[gptFirstUsable:], first)
 		binary.LittleEndian.PutUint64(h[gptLastUsable:], last)
-		binary.LittleEndian.PutUint32(h[56:], crc32.ChecksumIEEE([]byte(fmt.Sprint(size)))) // disk GUID
+		binary.LittleEndian.PutUint32(h[gptDiskGUID:], crc32.ChecksumIEEE([]byte(fmt.Sprint(size))))
 		binary.LittleEndian.PutUint64(h[gptEntryLBA:], entries)
 		binary.LittleEndian.PutUint32(h[gptNumEntries:], gptDefaultCount)
 		binary.LittleEndian.PutUint32(h[gptEntrySize:], gptMinEntrySize)
@@ -92,7 +101,9 @@ func FormatGPT(w io.WriterAt, size int64, sectorSize int, parts []Partition) err
 	mbr := make([]byte, ss)
 	rec := mbr[mbrPartOffset:]
 	rec[mbrProtStatusOff] = 0
-	rec[1], rec[2], rec[3] = 0x00, 0x02, 0x00 // starting CHS 0/0/2
+	// StartingCHS 0x000200 (LBA 1) and EndingCHS 0xFFFFFF ("not representable"): UEFI 2.9,
+	// Table 5-4 "Protective MBR Partition Record".
+	rec[1], rec[2], rec[3] = 0x00, 0x02, 0x00
 	rec[mbrRecType] = mbrTypeGPTProt
 	rec[5], rec[6], rec[7] = 0xFF, 0xFF, 0xFF
 	binary.LittleEndian.PutUint32(rec[mbrRecStart:], 1)

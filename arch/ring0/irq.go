@@ -165,7 +165,7 @@ func irqRoute(base, b uint64) uint64 {
 		return errno(eINVAL)
 	}
 	// I/O APICs live in the uncached window below 4 GiB (buildKernelTables), page aligned.
-	if base&(pageSize-1) != 0 || base < 0xC000_0000 || base >= 1<<32 {
+	if base&(pageSize-1) != 0 || base < mmioWindowLo || base >= mmioWindowHi {
 		return errno(eINVAL)
 	}
 	if pin > ioapicRegRead(base, ioapicVer)>>ioapicVerMaxRedr&0xFF {
