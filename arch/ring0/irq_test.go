@@ -93,3 +93,79 @@ func TestOffBareMetal(t *testing.T) {
 		t.Errorf("MapMMIO error = %v, want ErrNotBareMetal", err)
 	}
 }
+
+// resetIRQState clears the layer's vector table and thread table for a test.
+func resetIRQState(t *testing.T) {
+	t.Helper()
+	irqLines = [256]irqLine{}
+	threads = [maxThreads]thread{}
+	maxThread = 3
+	t.Cleanup(func() {
+		irqLines = [256]irqLine{}
+		threads = [maxThreads]thread{}
+		maxThread = 0
+	})
+}
+
+func TestIRQAllocLookup(t *testing.T) {
+	resetIRQState(t)
+	seen := map[uint64]bool{}
+	for i := vecDriverFirst; i <= vecDriverLast; i++ {
+		v := irqAlloc()
+		if int64(v) < 0 || v < vecDriverFirst || v > vecDriverLast || seen[v] {
+			t.Fatalf("irqAlloc #%d = %#x", i, v)
+		}
+		seen[v] = true
+	}
+	if v := irqAlloc(); v != errno(eNOSPC) {
+		t.Errorf("irqAlloc with all %d vectors taken = %#x, want ENOSPC", len(seen), v)
+	}
+	irqLines[0x40].routed, irqLines[0x40].gsi = true, 11
+	if v := irqLookup(11); v != 0x40 {
+		t.Errorf("irqLookup(11) = %#x, want 0x40", v)
+	}
+	if v := irqLookup(10); v != 0 {
+		t.Errorf("irqLookup(10) = %#x, want 0", v)
+	}
+}
+
+// TestIRQWait drives the parking and waking of WaitIRQ on a message-signalled vector (no I/O
+// APIC pin, so no MMIO): an immediate return when the count is already past seen, a parked
+// thread woken with the new count, and a timed wait completed with 0 by wakeExpired.
+func TestIRQWait(t *testing.T) {
+	resetIRQState(t)
+	const vec = 0x45
+	irqLines[vec].allocated = true
+	irqLines[vec].count = 7
+	t1, t2 := &threads[1], &threads[2]
+	t1.state, t2.state = tRunnable, tRunnable
+
+	if r := irqWait(t1, vec, 6); r != 7 || t1.state != tRunnable {
+		t.Fatalf("irqWait(seen 6) with count 7 = %d, state %d; want 7 at once", r, t1.state)
+	}
+	if r := irqWait(t1, 0x20, 0); r != errno(eINVAL) {
+		t.Errorf("irqWait on the timer vector = %#x, want EINVAL", r)
+	}
+	if r := irqWait(t1, vec, 7); r != 0 || t1.state != tBlocked || t1.wait != wIRQ {
+		t.Fatalf("irqWait(seen 7) = %d, state %d wait %d; want parked", r, t1.state, t1.wait)
+	}
+	t2.regs.R10 = 1 // 1 ns timeout
+	irqWait(t2, vec, 7)
+	if t2.state != tBlocked || t2.deadline == 0 {
+		t.Fatalf("timed wait: state %d deadline %d", t2.state, t2.deadline)
+	}
+	wakeExpired(t2.deadline + 1)
+	if t2.state != tRunnable || t2.regs.AX != 0 {
+		t.Errorf("after its deadline: state %d AX %d; want runnable with 0 (timeout)", t2.state, t2.regs.AX)
+	}
+	if t1.state != tBlocked {
+		t.Errorf("the untimed waiter woke at another's deadline")
+	}
+	irqLines[vec].count++
+	if !wakeIRQWaiters(vec) || t1.state != tRunnable || t1.regs.AX != 8 {
+		t.Errorf("after an interrupt: state %d AX %d; want runnable with count 8", t1.state, t1.regs.AX)
+	}
+	if wakeIRQWaiters(vec) {
+		t.Errorf("a second wake found waiters")
+	}
+}
