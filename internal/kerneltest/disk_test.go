@@ -155,3 +155,18 @@ func TestDiskATABochs(t *testing.T) {
 	}})
 	diskSession(t, m, "hda", crc, 5*time.Minute, 5*time.Minute, nil)
 }
+
+// TestDiskATAQEMU: QEMU's PIIX IDE with the image as the primary channel's slave (no master)
+// and QEMU's default empty CD-ROM on the secondary master, which the ATA driver skips.
+func TestDiskATAQEMU(t *testing.T) {
+	t.Parallel()
+	img, crc := makeDiskImage(t)
+	m := rig.QEMU(t, rig.Options{Name: "disk-qemu-ata", ExtraArgs: []string{
+		"-drive", "file=" + img + ",if=ide,index=1,format=raw",
+	}})
+	diskSession(t, m, "hda", crc, 30*time.Second, 2*time.Minute, func() {
+		m.SendLine("disk list")
+		m.ExpectRegexp(`hda\s+ata\s+.*ata0 slave`, 30*time.Second)
+		m.Expect(Prompt, 30*time.Second)
+	})
+}

@@ -38,6 +38,9 @@ const (
 	regCommand  = 7 // write
 )
 
+// Error register: ABRT, command aborted. ATA-6, 7.11 "Error register".
+const errABRT = 1 << 2
+
 // Control block: Alternate Status (read) / Device Control (write). ATA-6, 7.9 and 7.2.
 const (
 	ctlNIEN = 1 << 1 // interrupts disabled
@@ -300,7 +303,13 @@ func (c *Channel) identify(slave bool) (*Drive, error) {
 		return nil, nil // ATAPI (a CD-ROM): not a disk for us
 	}
 	if st&(stERR|stDF) != 0 {
-		return nil, fmt.Errorf("%s: IDENTIFY aborted (status %#02x, error %#02x): %w", who, st, c.io.In8(c.cmd+regError), ErrDevice)
+		e := c.io.In8(c.cmd + regError)
+		if st&stDF == 0 && e == errABRT {
+			// Every ATA device implements IDENTIFY DEVICE (ATA-6, 8.15): an abort means no ATA
+			// disk here. QEMU answers so for an absent master beside a present slave.
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%s: IDENTIFY failed (status %#02x, error %#02x): %w", who, st, e, ErrDevice)
 	}
 	if st&stDRQ == 0 {
 		return nil, fmt.Errorf("%s: IDENTIFY (status %#02x): %w", who, st, ErrNoDRQ)

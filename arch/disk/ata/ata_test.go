@@ -59,6 +59,7 @@ func (f *fakeIRQ) String() string { return "fake" }
 // fakeDrive is one device position of the fake channel.
 type fakeDrive struct {
 	present, atapi, lba48 bool
+	abortIdentify         bool // aborts IDENTIFY DEVICE without the PACKET signature
 	disk                  []byte
 }
 
@@ -147,6 +148,11 @@ func (f *fakeChannel) command(c uint8) {
 	f.errReg = 0
 	switch c {
 	case cmdIdentify:
+		if d.abortIdentify {
+			f.status, f.errReg = stDRDY|stERR, errABRT
+			f.irq.raise()
+			return
+		}
 		if d.atapi {
 			f.regs[regLBAMid], f.regs[regLBAHigh] = sigPacketMid, sigPacketHigh
 			f.status, f.errReg = stDRDY|stERR, 0x04
@@ -244,6 +250,15 @@ func TestProbe(t *testing.T) {
 	d := drives[0]
 	if d.Model != "FAKE DISK 42" || !d.lba48 || d.Sectors() != 8192 || d.Location() != "ata1 slave" {
 		t.Errorf("drive = %q lba48 %v sectors %d at %s", d.Model, d.lba48, d.Sectors(), d.Location())
+	}
+
+	// A position that aborts IDENTIFY without the PACKET signature holds no ATA disk (QEMU's
+	// absent master beside a slave); other failures are reported.
+	abort := newFakeChannel()
+	abort.drives[0] = fakeDrive{present: true, abortIdentify: true}
+	abort.drives[1] = fakeDrive{present: true, disk: make([]byte, 1<<20)}
+	if drives, errs := testChannel(abort).Probe(); len(drives) != 1 || len(errs) != 0 {
+		t.Errorf("master aborting IDENTIFY: %d drives, %v; want the slave only, no error", len(drives), errs)
 	}
 
 	empty := newFakeChannel()
