@@ -59,7 +59,7 @@ func hostDisks() (*disk.Registry, error) {
 func init() {
 	extraCommands = append(extraCommands, &command{"disk",
 		"disk list | disk bench NAME [SIZE]",
-		"host disks: list disks, partitions and interrupt counts; time a sequential read (NAME: vda, vda1, hda, or DEV:OFFSET+SIZE)",
+		"host disks: list disks, partitions and interrupt counts; time a sequential read of SIZE (default 64M or the whole disk if smaller) and print its CRC32 (NAME: vda, vda1, hda, or DEV:OFFSET+SIZE, e.g. vda:1M+64M)",
 		cmdDisk})
 }
 
@@ -85,7 +85,7 @@ func cmdDisk(sh *shell, args []string) error {
 		if err != nil {
 			return err
 		}
-		size := int64(64 << 20)
+		size := int64(-1) // default: 64 MiB or the whole region if smaller
 		if len(args) == 3 {
 			if size, err = disk.ParseSize(args[2]); err != nil {
 				return err
@@ -142,15 +142,21 @@ func diskList(w io.Writer, reg *disk.Registry) error {
 	return nil
 }
 
-// benchBuffer is the size of each read of disk bench.
-const benchBuffer = 1 << 20
+// disk bench reads benchDefault bytes unless told otherwise, benchBuffer at a time.
+const (
+	benchDefault = 64 << 20
+	benchBuffer  = 1 << 20
+)
 
 func diskBench(w io.Writer, reg *disk.Registry, name string, size int64) error {
 	d, err := reg.Lookup(name)
 	if err != nil {
 		return err
 	}
-	if size <= 0 || size > d.Size() {
+	if size < 0 {
+		size = min(benchDefault, d.Size())
+	}
+	if size == 0 || size > d.Size() {
 		return fmt.Errorf("%s: %d bytes requested, it holds %d: %w", name, size, d.Size(), disk.ErrOutOfRange)
 	}
 	buf := make([]byte, benchBuffer)
