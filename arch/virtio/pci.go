@@ -82,7 +82,8 @@ type Device struct {
 
 	msix     *pci.MSIX
 	cfgVec   uint8
-	queueVec []uint8 // ring0 vector per queue (MSI-X), or all the INTx vector
+	queueVec []uint8  // ring0 vector per queue (MSI-X), or all the INTx vector
+	queueEnt []uint16 // MSI-X table entry per queue
 	intx     bool
 	route    ring0.Route
 	sleep    func(time.Duration)
@@ -284,8 +285,11 @@ func (v *Device) SetupInterrupts(nq int) error {
 			return fmt.Errorf("virtio %v: device did not take MSI-X entry 0 for configuration changes (reads %#x)", v.PCI.Addr, got)
 		}
 		v.msix, v.cfgVec = m, vecs[0]
+		v.queueEnt = make([]uint16, nq)
 		for i := range v.queueVec {
-			v.queueVec[i] = vecs[min(1+i, used-1)]
+			// Entry 0 is for configuration changes; queues beyond the table share its last entry.
+			e := min(1+i, used-1)
+			v.queueVec[i], v.queueEnt[i] = vecs[e], uint16(e)
 		}
 		return nil
 	}
@@ -298,14 +302,6 @@ func (v *Device) SetupInterrupts(nq int) error {
 		v.queueVec[i] = vec
 	}
 	return nil
-}
-
-// msixEntry is the table entry of queue i's vector.
-func (v *Device) msixEntry(i int) uint16 {
-	if len(v.queueVec) > 0 && v.queueVec[0] == v.queueVec[len(v.queueVec)-1] && len(v.queueVec) > 1 {
-		return 1 // all queues share entry 1
-	}
-	return uint16(1 + i)
 }
 
 // SetupQueue sets up queue i with at most max entries (default 256 when max <= 0): rings in
@@ -342,7 +338,7 @@ func (v *Device) SetupQueue(i, max int) (*Queue, error) {
 	write64(c, ccQueueDriver, q.AvailAddr)
 	write64(c, ccQueueDevice, q.UsedAddr)
 	if v.msix != nil {
-		e := v.msixEntry(i)
+		e := v.queueEnt[i]
 		c.Write16(ccQueueMSIXVector, e)
 		if got := c.Read16(ccQueueMSIXVector); got != e {
 			q.Free()
