@@ -1,8 +1,10 @@
 package hv
 
 import (
-	"errors"
+	"math/bits"
+	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/godwit-hv/godwit/hv/dev/lapic"
 )
@@ -29,6 +31,59 @@ type cpuLink struct {
 	sipi     atomic.Uint32
 	initReq  atomic.Bool // INIT received while running: go back to wait-for-SIPI
 	nmi      atomic.Bool // NMI pending
+	// where is what the vCPU is doing (cpuRunning, ...), for `vm cpus`; exits counts its exits.
+	where atomic.Int32
+	exits atomic.Uint64
+}
+
+// What a vCPU is doing.
+const (
+	cpuRunning  = iota // in the guest or handling an exit
+	cpuHalted          // HLT with interrupts enabled: waiting for one
+	cpuParked          // HLT with interrupts disabled: waiting for NMI, INIT or the end
+	cpuWaitSIPI        // waiting for a start-up IPI
+	cpuStopped         // its loop has ended
+)
+
+var cpuWhere = [...]string{"running", "halted", "parked (HLT, IF=0)", "waiting for SIPI", "stopped"}
+
+// CPUInfo describes one vCPU for `vm cpus`.
+type CPUInfo struct {
+	ID        int
+	State     string
+	Exits     uint64
+	APICBase  uint64
+	TPR       uint32
+	IRR, ISR  int // highest vector pending / in service, -1 for none
+	TimerLVT  uint32
+	TimerIn   time.Duration // until the APIC timer expires; negative: overdue; 0 with !TimerArmed
+	TimerArmd bool
+}
+
+func highestVector(r [8]uint32) int {
+	for i := 7; i >= 0; i-- {
+		if r[i] != 0 {
+			return i*32 + 31 - bits.LeadingZeros32(r[i])
+		}
+	}
+	return -1
+}
+
+// CPUs describes the VM's vCPUs.
+func (vm *VM) CPUs() []CPUInfo {
+	vm.mu.Lock()
+	plat := vm.plat
+	vm.mu.Unlock()
+	var out []CPUInfo
+	for _, l := range plat.cpus {
+		st := l.apic.Save()
+		out = append(out, CPUInfo{
+			ID: l.id, State: cpuWhere[l.where.Load()], Exits: l.exits.Load(), APICBase: st.APICBase,
+			TPR: st.TPR, IRR: highestVector(st.IRR), ISR: highestVector(st.ISR), TimerLVT: st.LVT[0],
+			TimerIn: time.Duration(st.TimerRemaining), TimerArmd: st.TimerArmed,
+		})
+	}
+	return out
 }
 
 func (l *cpuLink) kick() { signal(l.wake) }
@@ -99,12 +154,34 @@ func (c *vcpu) apicAccess(off uint64, data []byte, write bool) error {
 	if !write {
 		return a.Read(off, data)
 	}
-	before, _ := a.NextDeadline()
+	before := timerOf(a)
 	err := a.Write(off, data)
-	if after, _ := a.NextDeadline(); after != before {
+	c.afterAPICWrite(before, off == lapic.RegICRLow)
+	return err
+}
+
+// timerState is a LAPIC timer's deadline and whether it is armed.
+type timerState struct {
+	ns    int64
+	armed bool
+}
+
+func timerOf(a *lapic.LAPIC) timerState {
+	ns, ok := a.NextDeadline()
+	return timerState{ns, ok}
+}
+
+// afterAPICWrite tells the timer goroutine when the guest moved its APIC timer, and after an
+// IPI gives the host CPU up so the target vCPU runs now: the sender is usually about to spin
+// until the target answers (Linux's smp_call_function), and would otherwise hold the CPU until
+// the Go scheduler preempts it.
+func (c *vcpu) afterAPICWrite(before timerState, ipi bool) {
+	if timerOf(c.link.apic) != before {
 		signal(c.vm.plat.timerWake)
 	}
-	return err
+	if ipi && c.vm.cfg.CPUs > 1 {
+		runtime.Gosched()
+	}
 }
 
 // apicMSR handles the MSRs the LAPIC owns: IA32_APIC_BASE, IA32_TSC_DEADLINE and the x2APIC
@@ -125,12 +202,10 @@ func (c *vcpu) apicMSR(msr uint32, v *uint64, write bool) (handled, ok bool) {
 			*v = r
 			return true, err == nil
 		}
-		before, _ := a.NextDeadline()
+		before := timerOf(a)
 		err := a.WriteMSR(msr, *v)
-		if after, _ := a.NextDeadline(); after != before {
-			signal(c.vm.plat.timerWake)
-		}
-		return true, !errors.Is(err, lapic.ErrGP) && err == nil
+		c.afterAPICWrite(before, msr == lapic.MSRX2APICICR)
+		return true, err == nil
 	}
 	return false, false
 }

@@ -115,6 +115,10 @@ func newPlatform(b *bus.Bus, cfg platformConfig) (*platform, error) {
 		p.apics.Route(nil, lapic.Message{Vector: vector, Mode: lapic.DeliveryMode(mode), Logical: logical,
 			Dest: uint32(dest), Assert: true, Level: level})
 	})
+	// PCI interrupt lines are active-low with pull-ups: idle, they read high.
+	for gsi := PCIFirstGSI; gsi < PCIFirstGSI+8; gsi++ {
+		p.ioapic.SetIRQ(gsi, true)
+	}
 	p.pic = pic.New(pic.Config{INTR: func(level bool) {
 		p.cpus[0].apic.SetLINT(0, level)
 		if level {
@@ -213,18 +217,27 @@ func (t timerPorts) Write(off uint64, d []byte) error {
 	return err
 }
 
+// tick fires the timers whose deadlines have passed. The timer goroutine calls it when its
+// host timer expires; each vCPU also calls it before entering the guest, because the timer
+// goroutine only runs when a vCPU goroutine gives up the Go scheduler's processor, while every
+// host interrupt makes the guest exit at once.
+func (p *platform) tick() {
+	now := p.clock()
+	p.pit.Tick(now)
+	p.rtc.Tick(now)
+	for _, l := range p.cpus {
+		l.apic.Tick(now)
+	}
+}
+
 // runTimers fires the PIT, the RTC and the APIC timers at their deadlines until stop is
 // closed.
 func (p *platform) runTimers(stop <-chan struct{}) {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
+		p.tick()
 		now := p.clock()
-		p.pit.Tick(now)
-		p.rtc.Tick(now)
-		for _, l := range p.cpus {
-			l.apic.Tick(now)
-		}
 		next := int64(-1)
 		if d, ok := p.pit.NextDeadline(); ok {
 			next = d

@@ -47,9 +47,12 @@ func stopWith(failed bool, format string, args ...any) action {
 // run runs the vCPU until the VM stops: an application processor (or any vCPU after INIT)
 // first waits for a start-up IPI, then enters the guest in real mode at the page it names.
 func (c *vcpu) run() (string, bool) {
+	defer c.link.where.Store(cpuStopped)
 	for {
 		if c.link.waitSIPI.Load() {
+			c.link.where.Store(cpuWaitSIPI)
 			vec, stop := c.waitForSIPI()
+			c.link.where.Store(cpuRunning)
 			if stop {
 				return "stopped by the host", false
 			}
@@ -99,6 +102,7 @@ func (c *vcpu) loop() (reason string, failed, init bool) {
 			}
 			return "", false, true
 		}
+		c.vm.plat.tick()
 		if act := c.deliverInterrupt(); act.stop {
 			return act.reason, act.failed, false
 		}
@@ -106,6 +110,7 @@ func (c *vcpu) loop() (reason string, failed, init bool) {
 		if err != nil {
 			return fmt.Sprintf("vcpu %d: %v", c.id, err), true, false
 		}
+		c.link.exits.Add(1)
 		c.count(exit)
 		act := c.handle(exit)
 		if act.stop {
@@ -441,6 +446,8 @@ func (c *vcpu) deliverInterrupt() action {
 // VM is asked to stop. Interrupt sources and Stop signal the vCPU's wake channel, which holds one
 // wake, so one sent between the checks and the wait is not lost.
 func (c *vcpu) halt() {
+	c.link.where.Store(cpuHalted)
+	defer c.link.where.Store(cpuRunning)
 	for !c.vm.stopReq.Load() && !c.link.initReq.Load() && !c.link.nmi.Load() {
 		if _, _, ok := c.pendingInterrupt(); ok {
 			return
@@ -458,6 +465,8 @@ func (c *vcpu) parkHalted() action {
 		return stopWith(false, "halted with interrupts disabled at %#x", c.st.RIP)
 	}
 	defer c.vm.active.Add(1)
+	c.link.where.Store(cpuParked)
+	defer c.link.where.Store(cpuRunning)
 	for !c.vm.stopReq.Load() && !c.link.initReq.Load() && !c.link.nmi.Load() {
 		<-c.link.wake
 	}

@@ -74,7 +74,7 @@ func findModule(in *boot.Info, name string) (moduleRef, error) {
 
 func init() {
 	extraCommands = append(extraCommands, &command{"vm",
-		"vm create NAME kernel=MODULE [initrd=MODULE] [mem=SIZE] [cpus=N] [disk=DISK]... [cmdline=\"...\"] | vm start|stop|wait|delete|console|log NAME | vm log -t NAME | vm list",
+		"vm create NAME kernel=MODULE [initrd=MODULE] [mem=SIZE] [cpus=N] [disk=DISK]... [cmdline=\"...\"] | vm start|stop|wait|delete|console|log|cpus NAME | vm log -t NAME | vm list",
 		"create, run and inspect virtual machines", cmdVM})
 }
 
@@ -172,6 +172,15 @@ func cmdVM(sh *shell, args []string) error {
 		fmt.Fprintln(sh.out)
 	case "console":
 		return vmConsole(sh, vm)
+	case "cpus":
+		for _, c := range vm.CPUs() {
+			timer := "off"
+			if c.TimerArmd {
+				timer = "in " + c.TimerIn.String()
+			}
+			fmt.Fprintf(sh.out, "vcpu %d: %s, %d exits, APIC base %#x TPR %#x, highest IRR %d ISR %d, timer LVT %#x %s\n",
+				c.ID, c.State, c.Exits, c.APICBase, c.TPR, c.IRR, c.ISR, c.TimerLVT, timer)
+		}
 	default:
 		return errUsage
 	}
@@ -308,6 +317,10 @@ func vmList(sh *shell) error {
 // ctrlBracket detaches from a VM console, as in virsh console.
 const ctrlBracket = 0x1D
 
+// consoleInputPatience is how many milliseconds a typed byte waits for room in the guest's
+// UART before it is dropped (a guest that stopped reading its console).
+const consoleInputPatience = 2000
+
 func vmConsole(sh *shell, vm *hv.VM) error {
 	fmt.Fprintf(sh.out, "connected to %s's console; Ctrl-] detaches\n", vm.Name())
 	vm.Console.Attach(sh.out)
@@ -321,6 +334,13 @@ func vmConsole(sh *shell, vm *hv.VM) error {
 			fmt.Fprintf(sh.out, "\ndetached from %s (%s)\n", vm.Name(), vm.Info().Status)
 			return nil
 		}
-		vm.SendInput([]byte{b})
+		// The guest's UART holds 16 bytes: wait for room rather than drop what was typed
+		// (a paste, or a test typing faster than the guest reads), unless the VM is gone.
+		for tries := 0; vm.SendInput([]byte{b}) == 0; tries++ {
+			if vm.Info().State != hv.StateRunning || tries == consoleInputPatience {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
 	}
 }
