@@ -61,13 +61,31 @@ deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-# The test guests ride along as modules: `vm create demo kernel=hello.elf` at the prompt.
-RUN_MODULES ?= $(subst $(space),$(comma),$(patsubst %,bin/guests/%.elf,hello longmode realmode spin))
+# `make run` boots Godwit with a demo VM: Debian's stock kernel and the project's initramfs ride
+# along as modules, with the test guests, and a boot script (godwit.rc, a module too) creates
+# and starts the VM "demo" with two vCPUs and a virtio disk on a 64 MiB host disk image
+# (bin/demo-disk.img, kept between runs). `vm console demo` reaches its shell; Ctrl-] detaches.
+DEBIAN_KERNEL = $(lastword $(sort $(wildcard /boot/vmlinuz-*-amd64)))
+RUN_MODULES ?= $(subst $(space),$(comma),$(DEBIAN_KERNEL) bin/initramfs.cpio.gz bin/godwit.rc \
+               $(patsubst %,bin/guests/%.elf,hello longmode realmode spin))
 space := $(subst ,, )
 comma := ,
 
-run: deps all
-	$(QEMU) $(QEMU_ARGS) -serial mon:stdio -kernel bin/godwit -initrd '$(RUN_MODULES)' $(if $(CMDLINE),-append '$(CMDLINE)')
+bin/godwit.rc: Makefile
+	@mkdir -p bin
+	@test -n "$(DEBIAN_KERNEL)" || (echo "Debian's kernel is missing: run make deps"; exit 1)
+	printf '%s\n' '# Boot script of `make run` (Makefile): the demo VM.' \
+		'vm create demo kernel=$(notdir $(DEBIAN_KERNEL)) initrd=initramfs.cpio.gz mem=256M cpus=2 disk=vda cmdline="console=ttyS0"' \
+		'vm start demo' > $@
+
+bin/demo-disk.img:
+	@mkdir -p bin
+	truncate -s 64M $@
+
+run: deps all bin/godwit.rc bin/demo-disk.img
+	$(QEMU) $(QEMU_ARGS) -serial mon:stdio -kernel bin/godwit -initrd '$(RUN_MODULES)' \
+		-drive file=bin/demo-disk.img,if=none,id=demo,format=raw -device virtio-blk-pci,drive=demo \
+		$(if $(CMDLINE),-append '$(CMDLINE)')
 
 run-iso: deps bin/godwit.iso
 	$(QEMU) $(QEMU_ARGS) -serial mon:stdio -cdrom bin/godwit.iso

@@ -54,6 +54,7 @@ func main() {
 		hook()
 	}
 	sh := newShell(os.Stdin, os.Stdout, h)
+	sh.runBootScript(in)
 	fmt.Println("godwit: admin shell on the console; type 'help'")
 	if err := sh.Run(); err != nil {
 		fmt.Println("godwit: console:", err)

@@ -310,3 +310,16 @@ func TestSplitArgs(t *testing.T) {
 		t.Errorf("Exec(%q) printed %q, want %q", `help "mem`, got, want)
 	}
 }
+
+func TestScriptLines(t *testing.T) {
+	got, err := scriptLines([]byte("# demo\n\nvm create a kernel=k\r\n  vm start a  \n#x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"vm create a kernel=k", "vm start a"}; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("scriptLines = %q, want %q", got, want)
+	}
+	if _, err := scriptLines([]byte("vm list\x00")); err == nil {
+		t.Error("scriptLines accepted a NUL byte")
+	}
+}
