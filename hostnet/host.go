@@ -389,3 +389,21 @@ func (ifc *Interface) StackCounters() (filtered, txRefused uint64) {
 
 // NICID is the interface's id on the host stack (0 when it is not on it).
 func (ifc *Interface) NICID() tcpip.NICID { return ifc.id }
+
+// StackStats summarises the host stack's own counters (gVisor's tcpip.Stats) for `net`:
+// what the protocols received, sent, retransmitted and dropped.
+func (h *Host) StackStats() string {
+	s := h.stack.Stats()
+	ip, tcp, udp, icmp := s.IP, s.TCP, s.UDP, s.ICMP.V4
+	return fmt.Sprintf("ip rx %d delivered %d malformed %d bad-dst %d, tx %d errors %d; "+
+		"tcp rx %d invalid %d csum-err %d, tx %d errors %d, retransmits %d timeouts %d, resets rx %d tx %d; "+
+		"udp rx %d unknown-port %d csum-err %d, tx %d; icmp echo rx %d/%d tx %d/%d (request/reply); dropped %d",
+		ip.PacketsReceived.Value(), ip.PacketsDelivered.Value(), ip.MalformedPacketsReceived.Value(), ip.InvalidDestinationAddressesReceived.Value(),
+		ip.PacketsSent.Value(), ip.OutgoingPacketErrors.Value(),
+		tcp.ValidSegmentsReceived.Value(), tcp.InvalidSegmentsReceived.Value(), tcp.ChecksumErrors.Value(),
+		tcp.SegmentsSent.Value(), tcp.SegmentSendErrors.Value(), tcp.Retransmits.Value(), tcp.Timeouts.Value(),
+		tcp.ResetsReceived.Value(), tcp.ResetsSent.Value(),
+		udp.PacketsReceived.Value(), udp.UnknownPortErrors.Value(), udp.ChecksumErrors.Value(), udp.PacketsSent.Value(),
+		icmp.PacketsReceived.EchoRequest.Value(), icmp.PacketsReceived.EchoReply.Value(),
+		icmp.PacketsSent.EchoRequest.Value(), icmp.PacketsSent.EchoReply.Value(), s.DroppedPackets.Value())
+}

@@ -214,6 +214,7 @@ func cmdNet(sh *shell, args []string) error {
 	for _, s := range h.Unmatched() {
 		fmt.Fprintf(sh.out, "godwit.net entry %s: no such NIC\n", s)
 	}
+	fmt.Fprintf(sh.out, "host stack: %s\n", h.StackStats())
 	return nil
 }
 

@@ -297,3 +297,33 @@ func TestConcurrentSendAndRemove(t *testing.T) {
 		t.Errorf("switch took %d frames, want 6000", total)
 	}
 }
+
+func TestAnnounce(t *testing.T) {
+	s, p, k, _ := newTestSwitch(t, "vm", "uplink", "other")
+	// The uplink first saw the MAC elsewhere (the source host, before the move).
+	p["uplink"].Send(frame(bcast, mac(5), 60))
+	for _, sk := range k {
+		sk.take()
+	}
+	if err := p["vm"].Announce(mac(5)); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"uplink", "other"} {
+		got := k[n].take()
+		if len(got) != 1 {
+			t.Fatalf("port %s got %d frames, want the announcement", n, len(got))
+		}
+		want := RARPFrame(mac(5))
+		if string(got[0]) != string(want) {
+			t.Errorf("port %s got % x, want % x", n, got[0], want)
+		}
+	}
+	f := RARPFrame(mac(5))
+	// RFC 903 layout: EtherType 0x8035, op 3, sender and target hardware addresses.
+	if f[12] != 0x80 || f[13] != 0x35 || f[20] != 0 || f[21] != 3 || string(f[22:28]) != string(f[32:38]) {
+		t.Errorf("RARP frame % x", f)
+	}
+	if fdb := s.FDB(); len(fdb) != 1 || fdb[0].Port != "vm" {
+		t.Errorf("FDB after the announcement = %v, want the MAC on port vm", fdb)
+	}
+}
