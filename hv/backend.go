@@ -40,6 +40,11 @@ type BackendVCPU interface {
 	// SetInterruptWindow asks for an ExitInterruptWindow as soon as the guest can take an
 	// external interrupt.
 	SetInterruptWindow(on bool)
+	// EventPending reports whether an event is waiting for the next entry: one queued by
+	// Inject, or one whose delivery the last exit interrupted. The core then holds back
+	// further interrupts (it asks for a window instead), so that an interrupt is never
+	// delivered behind another into a guest that has meanwhile disabled interrupts.
+	EventPending() bool
 	// GuestMSR and SetGuestMSR reach the MSRs the hardware switches with the guest state
 	// (STAR, LSTAR, CSTAR, SFMASK, KERNEL_GS_BASE, SYSENTER_*; the VMCB or the VMCS and its
 	// MSR areas). ok is false for an MSR the backend does not hold; the core keeps those.

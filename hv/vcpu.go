@@ -413,7 +413,7 @@ func (c *vcpu) access(linear uint64, data []byte, write bool) error {
 // deliverInterrupt injects a pending NMI or interrupt (LAPIC, or the 8259 through ExtINT) when
 // the guest can take it, or asks for an interrupt-window exit when it cannot yet.
 func (c *vcpu) deliverInterrupt() action {
-	if c.link.nmi.Load() {
+	if c.link.nmi.Load() && !c.hw.EventPending() {
 		// NMIs are not blocked by IF; a second one while the first is being handled waits in
 		// the hardware's NMI blocking, which the backends keep.
 		c.link.nmi.Store(false)
@@ -425,7 +425,7 @@ func (c *vcpu) deliverInterrupt() action {
 	if err := c.hw.State(&c.st); err != nil {
 		return stopWith(true, "reading guest state: %v", err)
 	}
-	if c.st.RFLAGS&RFLAGSIF == 0 || c.st.InterruptShadow {
+	if c.st.RFLAGS&RFLAGSIF == 0 || c.st.InterruptShadow || c.hw.EventPending() {
 		c.hw.SetInterruptWindow(true)
 		return cont
 	}

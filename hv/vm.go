@@ -392,6 +392,13 @@ func (vm *VM) Stop(timeout time.Duration) error {
 	}
 }
 
+// Done returns a channel closed when the current run of the VM ends (nil if it never ran).
+func (vm *VM) Done() <-chan struct{} {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.done
+}
+
 // Wait blocks until the VM is not running (or timeout) and reports whether it stopped.
 func (vm *VM) Wait(timeout time.Duration) bool {
 	vm.mu.Lock()

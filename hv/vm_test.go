@@ -52,6 +52,8 @@ func (c *fakeVCPU) State(s *CPUState) error {
 	c.b.mu.Unlock()
 	return nil
 }
+func (c *fakeVCPU) EventPending() bool { return false }
+
 func (c *fakeVCPU) Inject(ev Event) error {
 	c.b.mu.Lock()
 	c.b.injected = append(c.b.injected, ev)

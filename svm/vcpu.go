@@ -198,6 +198,9 @@ func (v *VCPU) Inject(ev hv.Event) error {
 	return nil
 }
 
+// EventPending implements hv.BackendVCPU.
+func (v *VCPU) EventPending() bool { return v.pending != 0 || v.reinject != 0 }
+
 // SetInterruptWindow implements hv.BackendVCPU with a virtual interrupt: V_IRQ with
 // V_IGN_TPR set and the VINTR intercept. The processor takes the #VMEXIT as soon as the guest
 // could accept the virtual interrupt (RFLAGS.IF set, no interrupt shadow), which is the

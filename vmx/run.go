@@ -206,6 +206,9 @@ func hasErrorCode(vector uint8) bool {
 	return false
 }
 
+// EventPending implements hv.BackendVCPU.
+func (v *VCPU) EventPending() bool { return v.npending > 0 || v.reinject != 0 }
+
 // Inject queues ev for the next entries, in order.
 func (v *VCPU) Inject(ev hv.Event) error {
 	switch {

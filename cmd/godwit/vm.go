@@ -325,6 +325,34 @@ func vmConsole(sh *shell, vm *hv.VM) error {
 	fmt.Fprintf(sh.out, "connected to %s's console; Ctrl-] detaches\n", vm.Name())
 	vm.Console.Attach(sh.out)
 	defer vm.Console.Attach(nil)
+	// Say so when the VM stops while attached (a reboot says so and carries on).
+	detached := make(chan struct{})
+	defer close(detached)
+	go func() {
+		for {
+			done := vm.Done()
+			if done == nil {
+				return
+			}
+			select {
+			case <-detached:
+				return
+			case <-done:
+			}
+			fmt.Fprintf(sh.out, "\r\ngodwit: vm %s: %s\r\n", vm.Name(), vm.Info().Status)
+			// A guest reset starts the VM again at once; wait for that run, or for detach.
+			for vm.Done() == done {
+				select {
+				case <-detached:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				if st := vm.Info().State; st != hv.StateStopped && st != hv.StateRunning {
+					return
+				}
+			}
+		}
+	}()
 	for {
 		b, err := sh.ed.in.ReadByte()
 		if err != nil {

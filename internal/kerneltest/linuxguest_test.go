@@ -69,7 +69,7 @@ func bootLinuxHost(t *testing.T, bochs bool, name string) *linuxGuest {
 		// GRUB ISO is on the primary).
 		opts.BochsConfig = []string{
 			"ata1: enabled=1, ioaddr1=0x170, ioaddr2=0x370, irq=15",
-			"ata1-master: type=disk, path=\"" + img + "\", mode=flat",
+			"ata1-master: type=disk, path=" + img + ", mode=flat",
 		}
 		g.part, g.slow = "hda1", 10*time.Minute
 		g.m = rig.Bochs(t, opts)
@@ -150,7 +150,8 @@ func (g *linuxGuest) checkPlatform(vm string) {
 	g.run("dmesg | grep -i 'hypervisor detected'", "Hypervisor detected: KVM", time.Minute)
 	// The pattern is split so that the typed command line does not match the expectation.
 	bad := `clocksource.*(unstable|skew|watchdog)|tsc.*unstable|apic.*(error|fail|bug)|unchecked msr|firmware bug`
-	g.run("echo bad-log-lines=$(dmesg | grep -ciE '"+bad+"')", "bad-log-lines=0", time.Minute)
+	// Any line that matches is shown first, so that a failure says what the kernel complained of.
+	g.run("dmesg | grep -iE '"+bad+"'; echo bad-log-lines=$(dmesg | grep -ciE '"+bad+"')", "bad-log-lines=0", time.Minute)
 	// Wall clock: the guest's date against the Godwit host's, bracketed by the test's own
 	// clock so that the time the commands take is allowed for.
 	start := time.Now()
