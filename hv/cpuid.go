@@ -15,6 +15,7 @@ const (
 	cpuid1ECXMonitor         = 1 << 3
 	cpuid1ECXVMX             = 1 << 5
 	cpuid1ECXSMX             = 1 << 6
+	cpuid1ECXPDCM            = 1 << 15 // perfmon and debug capability: IA32_PERF_CAPABILITIES
 	cpuid1ECXPCID            = 1 << 17
 	cpuid1ECXX2APIC          = 1 << 21
 	cpuid1ECXTSCDL           = 1 << 24
@@ -89,7 +90,7 @@ func (p CPUIDPolicy) Query(leaf, sub uint32) (a, b, c, d uint32) {
 	a, b, c, d = p.Host(leaf, sub)
 	switch leaf {
 	case 1:
-		c &^= cpuid1ECXMonitor | cpuid1ECXVMX | cpuid1ECXSMX | cpuid1ECXPCID | cpuid1ECXXSAVE |
+		c &^= cpuid1ECXMonitor | cpuid1ECXVMX | cpuid1ECXSMX | cpuid1ECXPDCM | cpuid1ECXPCID | cpuid1ECXXSAVE |
 			cpuid1ECXOSXSAVE | cpuid1ECXAVX
 		c |= cpuid1ECXHypervisor | cpuid1ECXX2APIC | cpuid1ECXTSCDL
 		d &^= cpuid1EDXMCE | cpuid1EDXMTRR | cpuid1EDXMCA | cpuid1EDXDS | cpuid1EDXACPI | cpuid1EDXTM | cpuid1EDXPBE
@@ -110,6 +111,8 @@ func (p CPUIDPolicy) Query(leaf, sub uint32) (a, b, c, d uint32) {
 		a = p.APICID
 	case 7:
 		// Structured extended features: none beyond what leaf 1 says, until XSAVE is virtualized.
+		a, b, c, d = 0, 0, 0, 0
+	case 0xA: // architectural performance monitoring: no PMU is virtualized
 		a, b, c, d = 0, 0, 0, 0
 	case 0xD: // XSAVE state enumeration: hidden with XSAVE
 		a, b, c, d = 0, 0, 0, 0
