@@ -307,3 +307,27 @@ func TestTestProtocolErrors(t *testing.T) {
 		t.Errorf("RunTest over loopback = %+v, %v", res, err)
 	}
 }
+
+func TestSpecByMACAndUnmatched(t *testing.T) {
+	a, b := pair(t, linktest.Options{})
+	h := testHost(t, "02:00:5e:00:00:02:migration:10.1.0.9/24,net5:management:10.0.0.9/24", a, b)
+	// net0 is MAC 1 (no entry), net1 is MAC 2 (named by its MAC).
+	for _, tc := range []struct {
+		name string
+		role Role
+	}{{"net0", RoleNone}, {"net1", RoleMigration}} {
+		ifc, err := h.Interface(tc.name)
+		if err != nil || ifc.Role != tc.role {
+			t.Errorf("Interface(%s) = %v, %v; want role %s", tc.name, ifc, err, tc.role)
+		}
+	}
+	if a, err := h.Addr(RoleMigration); err != nil || a.String() != "10.1.0.9" {
+		t.Errorf("Addr(migration) = %v, %v", a, err)
+	}
+	if um := h.Unmatched(); len(um) != 1 || um[0].NIC != "net5" {
+		t.Errorf("Unmatched = %v, want net5's entry", um)
+	}
+	if _, err := h.Addr(RoleManagement); !errors.Is(err, ErrNoNIC) {
+		t.Errorf("Addr(management) = %v, want ErrNoNIC", err)
+	}
+}
