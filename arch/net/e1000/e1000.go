@@ -88,6 +88,10 @@ const (
 	quiesceWait = 10 * time.Millisecond
 )
 
+// SharedIRQBackoff is how long the service goroutine steps aside after an interrupt that was
+// another device's (see run).
+var SharedIRQBackoff = time.Millisecond
+
 // Errors callers branch on.
 var (
 	// ErrNoDevice: the registers read all ones at start: nothing answers at BAR0.
@@ -109,6 +113,7 @@ type DeviceStats struct {
 	TxTimeouts   uint64 // watchdog: descriptors pending past TxTimeout
 	Revivals     uint64 // back in service after a transmit stall ended
 	DeadReads    uint64 // register reads of all ones
+	SharedWakes  uint64 // interrupts of another device on the shared INTx line
 }
 
 // NIC is one 8254x controller. It implements nic.Link.
@@ -136,7 +141,7 @@ type NIC struct {
 	counters nic.Counters
 	dev      struct {
 		interrupts, linkChanges, rxOverruns, rxMissed, rxFragmented atomic.Uint64
-		txRingFull, txTimeouts, deadReads, revivals                 atomic.Uint64
+		txRingFull, txTimeouts, deadReads, revivals, sharedWakes    atomic.Uint64
 	}
 
 	quit     atomic.Bool
@@ -312,6 +317,7 @@ func (n *NIC) start() {
 // the ring, reclaims transmit descriptors, follows the link and watches for a dead device.
 func (n *NIC) run() {
 	defer close(n.done)
+	woke := false // the last wait ended with an interrupt (not a timeout)
 	for !n.quit.Load() {
 		if n.dead.Load() {
 			if !n.tryRevive() {
@@ -340,10 +346,19 @@ func (n *NIC) run() {
 		worked := n.receive()
 		n.reclaimTx()
 		if worked {
+			woke = false
 			continue
 		}
+		if woke && icr == 0 {
+			// Another device on the shared INTx line interrupted. Waiting again at once would
+			// unmask the line while that device still asserts it, and take the interrupt again
+			// and again before its driver has run to acknowledge it: give it the processor.
+			n.dev.sharedWakes.Add(1)
+			n.cfg.Sleep(SharedIRQBackoff)
+		}
 		// A timeout (no interrupt within Poll) just means another look at the device.
-		n.cfg.IRQ.Wait(seen, n.cfg.Poll)
+		got, _ := n.cfg.IRQ.Wait(seen, n.cfg.Poll)
+		woke = got > seen
 	}
 }
 
@@ -535,6 +550,7 @@ func (n *NIC) DeviceStats() DeviceStats {
 		Interrupts: d.interrupts.Load(), LinkChanges: d.linkChanges.Load(), RxOverruns: d.rxOverruns.Load(),
 		RxMissed: d.rxMissed.Load(), RxFragmented: d.rxFragmented.Load(), TxRingFull: d.txRingFull.Load(),
 		TxTimeouts: d.txTimeouts.Load(), Revivals: d.revivals.Load(), DeadReads: d.deadReads.Load(),
+		SharedWakes: d.sharedWakes.Load(),
 	}
 }
 
@@ -628,8 +644,8 @@ func (n *NIC) Info() string {
 	if irq == "" {
 		irq = "interrupt"
 	}
-	s := fmt.Sprintf("%s, link %s %s, %s, rx ring %d, tx ring %d, %d interrupts, %d overruns, %d missed, %d tx ring full, %d tx timeouts",
-		n.desc, upDown(n.Up()), speed, irq, n.cfg.RxDescs, n.cfg.TxDescs, d.Interrupts, d.RxOverruns, d.RxMissed, d.TxRingFull, d.TxTimeouts)
+	s := fmt.Sprintf("%s, link %s %s, %s, rx ring %d, tx ring %d, %d interrupts (%d another device's), %d overruns, %d missed, %d tx ring full, %d tx timeouts",
+		n.desc, upDown(n.Up()), speed, irq, n.cfg.RxDescs, n.cfg.TxDescs, d.Interrupts, d.SharedWakes, d.RxOverruns, d.RxMissed, d.TxRingFull, d.TxTimeouts)
 	if n.dead.Load() {
 		s += ", DEAD: " + n.deadErr().Error()
 	}

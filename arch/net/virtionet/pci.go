@@ -89,7 +89,8 @@ func Open(d *pci.Device, logf func(string, ...any)) (*NIC, error) {
 	}
 	irqDesc := fmt.Sprintf("MSI-X vectors %#x/%#x", v.Vector(rxQueue), v.ConfigVector())
 	var cfgIRQ IRQ
-	if intx, r := v.INTx(); intx {
+	intx, r := v.INTx()
+	if intx {
 		irqDesc = fmt.Sprintf("INTx %v vector %#x", r, v.Vector(rxQueue))
 	} else {
 		cfgIRQ = vecIRQ(v.ConfigVector())
@@ -100,7 +101,7 @@ func Open(d *pci.Device, logf func(string, ...any)) (*NIC, error) {
 		rxq: queues[0], txq: queues[1], mem: virtio.HostMemory{},
 		irq: queueIRQ{v, rxQueue}, cfgIRQ: cfgIRQ,
 		link: link, ready: v.Ready,
-		mac: mac, location: d.Addr.String(), irqDesc: irqDesc, logf: logf,
+		mac: mac, location: d.Addr.String(), irqDesc: irqDesc, sharedIRQ: intx, logf: logf,
 		shutdown: func() { v.Reset() },
 	})
 	if err != nil {

@@ -67,6 +67,10 @@ const (
 	DefaultTxTimeout = 5 * time.Second
 )
 
+// SharedIRQBackoff is how long the service goroutine steps aside after an interrupt on a
+// shared INTx line that was another device's (see run).
+var SharedIRQBackoff = time.Millisecond
+
 // IRQ is an interrupt source: a count and a wait for it to pass a value.
 type IRQ interface {
 	Count() uint64
@@ -91,6 +95,7 @@ type env struct {
 	mac       net.HardwareAddr
 	location  string
 	irqDesc   string
+	sharedIRQ bool // irq is an INTx line other devices may share
 	poll      time.Duration
 	txTimeout time.Duration
 	logf      func(string, ...any)
@@ -106,6 +111,7 @@ type DeviceStats struct {
 	TxRingFull  uint64
 	TxTimeouts  uint64
 	Revivals    uint64 // back in service after a transmit stall ended
+	SharedWakes uint64 // interrupts of another device on a shared INTx line
 	Kicks       uint64 // receive and transmit notifications sent
 }
 
@@ -144,7 +150,7 @@ type NIC struct {
 
 	counters nic.Counters
 	dev      struct {
-		interrupts, linkChanges, badUsed, txRingFull, txTimeouts, revivals atomic.Uint64
+		interrupts, linkChanges, badUsed, txRingFull, txTimeouts, revivals, sharedWakes atomic.Uint64
 	}
 
 	quit     atomic.Bool
@@ -240,6 +246,7 @@ func (n *NIC) post(slot int) error {
 // run is the service goroutine: received frames, transmit reclaim, link and watchdog.
 func (n *NIC) run() {
 	defer close(n.done)
+	woke := false // the last wait ended with an interrupt (not a timeout)
 	for !n.quit.Load() {
 		if n.dead.Load() {
 			if !n.tryRevive() {
@@ -258,10 +265,19 @@ func (n *NIC) run() {
 			n.poll()
 		}
 		if worked {
+			woke = false
 			continue
 		}
+		if woke && n.e.sharedIRQ {
+			// The interrupt brought nothing: another device on the shared INTx line raised it.
+			// Waiting again at once would unmask the line while that device still asserts it;
+			// give its driver the processor to acknowledge it first.
+			n.dev.sharedWakes.Add(1)
+			n.e.sleep(SharedIRQBackoff)
+		}
 		got, err := n.e.irq.Wait(seen, n.e.poll)
-		if got > seen {
+		woke = got > seen
+		if woke {
 			n.dev.interrupts.Add(1)
 		}
 		if errors.Is(err, virtio.ErrDeviceReset) {
@@ -569,8 +585,8 @@ func (n *NIC) DeviceStats() DeviceStats {
 	return DeviceStats{
 		Interrupts: n.dev.interrupts.Load(), LinkChanges: n.dev.linkChanges.Load(),
 		BadUsed: n.dev.badUsed.Load(), TxRingFull: n.dev.txRingFull.Load(), TxTimeouts: n.dev.txTimeouts.Load(),
-		Revivals: n.dev.revivals.Load(),
-		Kicks:    rs.Kicks + ts.Kicks,
+		Revivals: n.dev.revivals.Load(), SharedWakes: n.dev.sharedWakes.Load(),
+		Kicks: rs.Kicks + ts.Kicks,
 	}
 }
 
