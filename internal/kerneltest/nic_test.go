@@ -1,10 +1,14 @@
 package kerneltest
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,15 +27,52 @@ func loopbackPort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// dialMonitor connects to QEMU's human monitor on a unix socket and returns a function that
+// runs one command and waits for the next prompt.
+func dialMonitor(t *testing.T, path string) func(cmd string) {
+	t.Helper()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("QEMU monitor %s: %v", path, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r := bufio.NewReader(c)
+	waitPrompt := func(after string) {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		var seen strings.Builder
+		for !strings.HasSuffix(seen.String(), "(qemu) ") {
+			b, err := r.ReadByte()
+			if err != nil {
+				t.Fatalf("QEMU monitor after %q: %v (read %q)", after, err, seen.String())
+			}
+			seen.WriteByte(b)
+		}
+		if out := strings.TrimSpace(strings.TrimSuffix(seen.String(), "(qemu) ")); strings.Contains(out, "rror") {
+			t.Fatalf("QEMU monitor: %s: %s", after, out)
+		}
+	}
+	waitPrompt("connecting")
+	return func(cmd string) {
+		t.Logf("QEMU monitor: %s", cmd)
+		if _, err := io.WriteString(c, cmd+"\n"); err != nil {
+			t.Fatalf("QEMU monitor: %s: %v", cmd, err)
+		}
+		waitPrompt(cmd)
+	}
+}
+
 // TestNICBootQEMU: the boot probe binds QEMU's e1000 (82540EM), virtio-net, e1000-82545em and
 // e1000-82544gc in PCI order as net0..net3 with the MACs given on QEMU's command line, reports
 // their link, and reports and skips a virtio-net function without the modern interface; `nic`
-// shows each driver's model and interrupt mode. The e1000
+// shows each driver's model and interrupt mode; pulling the cable of the e1000 and of the
+// virtio-net and plugging it back (QEMU's set_link) is seen and reported by the drivers. The e1000
 // and the virtio-net are joined by a socket netdev pair (a cable between them).
 func TestNICBootQEMU(t *testing.T) {
 	t.Parallel()
 	port := loopbackPort(t)
+	mon := filepath.Join(t.TempDir(), "monitor.sock")
 	m := rig.QEMU(t, rig.Options{Name: "nic-boot", ExtraArgs: []string{
+		"-monitor", "unix:" + mon + ",server=on,wait=off",
 		"-netdev", fmt.Sprintf("socket,id=n0,listen=127.0.0.1:%d", port),
 		"-device", "e1000,netdev=n0,mac=52:54:00:00:00:01,addr=3",
 		"-netdev", fmt.Sprintf("socket,id=n1,connect=127.0.0.1:%d", port),
@@ -67,6 +108,22 @@ func TestNICBootQEMU(t *testing.T) {
 	} {
 		m.ExpectRegexp(want, 30*time.Second)
 	}
+	m.Expect(Prompt, 30*time.Second)
+
+	// Cables pulled and plugged back (QEMU's set_link): the e1000 sees it through STATUS.LU and
+	// the LSC interrupt, virtio-net through its status field and a configuration interrupt.
+	hmp := dialMonitor(t, mon)
+	for _, step := range []struct{ cmd, want string }{
+		{"set_link n0 off", `godwit: e1000 \(82540EM\) at 00:03\.0: link down`},
+		{"set_link n1 off", `godwit: virtio-net at 00:04\.0: link down`},
+		{"set_link n0 on", `godwit: e1000 \(82540EM\) at 00:03\.0: link up`},
+		{"set_link n1 on", `godwit: virtio-net at 00:04\.0: link up`},
+	} {
+		hmp(step.cmd)
+		m.ExpectRegexp(step.want, 30*time.Second)
+	}
+	m.SendLine("nic")
+	m.ExpectRegexp(`net0\s+52:54:00:00:00:01\s+e1000 \(82540EM\) at 00:03\.0, link up`, 30*time.Second)
 	m.Expect(Prompt, 30*time.Second)
 	m.SendLine("poweroff")
 	m.Expect("powering off", 30*time.Second)
