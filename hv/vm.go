@@ -14,6 +14,8 @@ import (
 	"github.com/godwit-hv/godwit/hv/dev/uart"
 	"github.com/godwit-hv/godwit/hv/dev/virtio"
 	"github.com/godwit-hv/godwit/hv/dev/virtio/blk"
+	vnet "github.com/godwit-hv/godwit/hv/dev/virtio/net"
+	"github.com/godwit-hv/godwit/hv/vswitch"
 )
 
 // VM states. A VM is created stopped; Start runs it (loading the guest afresh); it stops when
@@ -57,6 +59,9 @@ type Config struct {
 	TSCHz uint64
 	// Disks are the VM's virtio-blk disks, on PCI slots 1, 2, ... in this order.
 	Disks []Disk
+	// NICs are the VM's virtio-net devices, each a port of a virtual switch, on the PCI
+	// slots after the disks' (firstNICSlot, ...).
+	NICs []NIC
 	// Devices, when set, is called after the standard devices are on the bus, to add more.
 	Devices func(b *bus.Bus) error
 }
@@ -66,6 +71,13 @@ type Disk struct {
 	ID       string // serial number the guest sees (at most 20 bytes)
 	Backing  blk.Disk
 	ReadOnly bool
+}
+
+// NIC is a guest network card: a virtio-net device with its MAC address, connected to a port
+// of a virtual switch (named VM.netN) for as long as the VM's machine exists.
+type NIC struct {
+	MAC    [6]byte
+	Switch *vswitch.Switch
 }
 
 // MaxCPUs bounds Config.CPUs: xAPIC IDs are 8 bits and 0xFF is the broadcast ID.
@@ -85,6 +97,8 @@ type VM struct {
 	exitDev *debugexit.Device
 	plat    *platform
 	disks   []*virtio.Transport
+	nics    []*vnet.Net
+	ports   []*vswitch.Port
 	clock   clockBase
 
 	mu       sync.Mutex
@@ -124,6 +138,14 @@ func NewVM(cfg Config) (*VM, error) {
 	}
 	if len(cfg.Disks) > maxDisks {
 		return nil, fmt.Errorf("vm %q: %d disks, at most %d", cfg.Name, len(cfg.Disks), maxDisks)
+	}
+	if len(cfg.NICs) > maxNICs {
+		return nil, fmt.Errorf("vm %q: %d NICs, at most %d", cfg.Name, len(cfg.NICs), maxNICs)
+	}
+	for i, n := range cfg.NICs {
+		if n.Switch == nil {
+			return nil, fmt.Errorf("vm %q: NIC %d has no switch", cfg.Name, i)
+		}
 	}
 	if cfg.TSCHz == 0 {
 		cfg.TSCHz = 1e9
@@ -188,6 +210,13 @@ func (vm *VM) buildMachine() error {
 		}
 		disks = append(disks, t)
 	}
+	vm.closeNICs() // the previous machine's, if this is a power cycle
+	for i, n := range vm.cfg.NICs {
+		if err := vm.addNIC(b, plat, i, n); err != nil {
+			vm.closeNICs()
+			return fmt.Errorf("vm %q: NIC %d: %w", vm.cfg.Name, i, err)
+		}
+	}
 	u := uart.New(uart.Config{Out: vm.Console, IRQ: func(level bool) { plat.isaIRQ(irqCOM1, level) }})
 	exitDev := debugexit.New(func(int) { vm.requestStop() })
 	if err := b.Register(bus.PIO, uart.COM1Port, uart.NumRegs, "com1", u); err != nil {
@@ -205,14 +234,83 @@ func (vm *VM) buildMachine() error {
 	return nil
 }
 
-// PCI placement of the disks, and their class code: mass storage, "other" (what virtio-blk
-// reports). PCI Code and ID Assignment Specification 1.11, 1.2.
+// PCI placement of the disks and NICs, and their class codes: mass storage "other" (what
+// virtio-blk reports) and network "Ethernet". PCI Code and ID Assignment Specification 1.11,
+// 1.2 and 1.3.
 const (
-	firstDiskSlot    = 1
-	maxDisks         = 8
-	pciClassStorage  = 0x01
-	pciSubclassOther = 0x80
+	firstDiskSlot       = 1
+	maxDisks            = 8
+	firstNICSlot        = firstDiskSlot + maxDisks
+	maxNICs             = 8
+	pciClassStorage     = 0x01
+	pciSubclassOther    = 0x80
+	pciClassNetwork     = 0x02
+	pciSubclassEthernet = 0x00
 )
+
+// addNIC builds NIC i on its PCI slot and connects it to its switch.
+func (vm *VM) addNIC(b *bus.Bus, plat *platform, i int, n NIC) error {
+	slot := firstNICSlot + i
+	dev, err := vnet.New(vnet.Config{MAC: n.MAC})
+	if err != nil {
+		return err
+	}
+	name := fmt.Sprintf("virtio-net%d", i)
+	t, err := virtio.New(virtio.Config{
+		Backend: dev, Mem: vmMemory{vm}, Bus: b, Name: name,
+		Class: pciClassNetwork, Subclass: pciSubclassEthernet,
+		InterruptLine: uint8(PCIGSI(slot, 0)),
+		IRQ:           func(level bool) { plat.pciIRQ(slot, 0, level) },
+		OnError: func(err error) {
+			vm.Console.Write([]byte(fmt.Sprintf("\r\ngodwit: vm %s: NIC %d: %v\r\n", vm.cfg.Name, i, err)))
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if err := plat.pci.Attach(slot, t.Function()); err != nil {
+		return err
+	}
+	if err := dev.Bind(t, b, name); err != nil {
+		return err
+	}
+	vm.nics = append(vm.nics, dev)
+	port, err := dev.Connect(n.Switch, fmt.Sprintf("%s.net%d", vm.cfg.Name, i))
+	if err != nil {
+		return err
+	}
+	vm.ports = append(vm.ports, port)
+	return nil
+}
+
+// closeNICs disconnects the NICs from their switches and stops them.
+func (vm *VM) closeNICs() {
+	for i, p := range vm.ports {
+		vm.cfg.NICs[i].Switch.RemovePort(p)
+	}
+	for _, n := range vm.nics {
+		n.Close()
+	}
+	vm.nics, vm.ports = nil, nil
+}
+
+// NICInfo describes a guest NIC for `vm list`.
+type NICInfo struct {
+	MAC   [6]byte
+	Port  string
+	Stats vswitch.Stats
+}
+
+// NICs describes the VM's network cards.
+func (vm *VM) NICs() []NICInfo {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	var out []NICInfo
+	for i, p := range vm.ports {
+		out = append(out, NICInfo{MAC: vm.cfg.NICs[i].MAC, Port: fmt.Sprintf("%s.net%d", vm.cfg.Name, i), Stats: p.Stats()})
+	}
+	return out
+}
 
 // vmMemory lets devices reach the guest RAM of the VM's current run (Start allocates it
 // afresh; devices are never active while it changes).
@@ -426,6 +524,7 @@ func (vm *VM) Delete() error {
 		vm.freeMem()
 		vm.freeMem, vm.mem = nil, nil
 	}
+	vm.closeNICs()
 	vm.state = StateDeleted
 	return nil
 }

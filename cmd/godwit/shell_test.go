@@ -323,3 +323,19 @@ func TestScriptLines(t *testing.T) {
 		t.Error("scriptLines accepted a NUL byte")
 	}
 }
+
+func TestParseNIC(t *testing.T) {
+	n, err := parseNIC("net2/02:00:00:00:00:07")
+	if err != nil || n.Uplink != "net2" || n.MAC != [6]byte{2, 0, 0, 0, 0, 7} {
+		t.Errorf("parseNIC(net2/02:00:00:00:00:07) = %+v, %v", n, err)
+	}
+	n, err = parseNIC("")
+	if err != nil || n.Uplink != "" || n.MAC[0]&3 != 2 {
+		t.Errorf("parseNIC(\"\") = %+v, %v: want a random locally administered unicast MAC", n, err)
+	}
+	for _, bad := range []string{"net2/xx", "net2/01:00:5e:00:00:01", "net2/00:00:00:00:00:00", "net2/02:00:00:00:00"} {
+		if _, err := parseNIC(bad); err == nil {
+			t.Errorf("parseNIC(%q) succeeded", bad)
+		}
+	}
+}

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
 	"path"
 	"sort"
 	"strconv"
@@ -34,7 +37,37 @@ type vmSpec struct {
 	Mem     uint64
 	CPUs    int
 	Disks   []string // host disk or region names, as `disk list` shows them
+	NICs    []nicSpec
 	Cmdline string
+}
+
+// nicSpec is a `nic=UPLINK[/MAC]` option: a guest NIC on the virtual switch of a vm uplink.
+type nicSpec struct {
+	Uplink string // "" for the first vm uplink
+	MAC    [6]byte
+}
+
+// parseNIC reads UPLINK[/MAC]; without a MAC, a random locally administered one is chosen
+// (IEEE 802-2014, 8.2.2: bit 1 of the first octet set, bit 0 clear for unicast).
+func parseNIC(v string) (nicSpec, error) {
+	up, macText, hasMAC := strings.Cut(v, "/")
+	n := nicSpec{Uplink: up}
+	if !hasMAC {
+		if _, err := rand.Read(n.MAC[:]); err != nil {
+			return n, err
+		}
+		n.MAC[0] = n.MAC[0]&^0x01 | 0x02
+		return n, nil
+	}
+	hw, err := net.ParseMAC(macText)
+	if err != nil || len(hw) != 6 {
+		return n, fmt.Errorf("nic=%s: bad MAC address %q", v, macText)
+	}
+	if hw[0]&1 != 0 || bytes.Equal(hw, make([]byte, 6)) {
+		return n, fmt.Errorf("nic=%s: %s is not a unicast address", v, macText)
+	}
+	copy(n.MAC[:], hw)
+	return n, nil
 }
 
 // moduleRef is a boot module by name: the base name of its path; the words after the path are
@@ -74,7 +107,7 @@ func findModule(in *boot.Info, name string) (moduleRef, error) {
 
 func init() {
 	extraCommands = append(extraCommands, &command{"vm",
-		"vm create NAME kernel=MODULE [initrd=MODULE] [mem=SIZE] [cpus=N] [disk=DISK]... [cmdline=\"...\"] | vm start|stop|wait|delete|console|log|cpus NAME | vm log -t NAME | vm list",
+		"vm create NAME kernel=MODULE [initrd=MODULE] [mem=SIZE] [cpus=N] [disk=DISK]... [nic=UPLINK[/MAC]]... [cmdline=\"...\"] | vm start|stop|wait|delete|console|log|cpus NAME | vm log -t NAME | vm list",
 		"create, run and inspect virtual machines", cmdVM})
 }
 
@@ -193,6 +226,7 @@ func vmCreate(sh *shell, name string, opts []string) error {
 	}
 	var kernel, initrd, cmdline string
 	var disks []string
+	var nics []nicSpec
 	mem := uint64(defaultGuestMem)
 	cpus := 1
 	for _, o := range opts {
@@ -230,8 +264,14 @@ func vmCreate(sh *shell, name string, opts []string) error {
 				return fmt.Errorf("disk=: name a host disk or region (see `disk list`)")
 			}
 			disks = append(disks, v)
+		case "nic":
+			n, err := parseNIC(v)
+			if err != nil {
+				return err
+			}
+			nics = append(nics, n)
 		default:
-			return fmt.Errorf("unknown option %q (kernel=, initrd=, mem=, cpus=, disk=, cmdline=)", k)
+			return fmt.Errorf("unknown option %q (kernel=, initrd=, mem=, cpus=, disk=, nic=, cmdline=)", k)
 		}
 	}
 	if kernel == "" {
@@ -241,7 +281,7 @@ func vmCreate(sh *shell, name string, opts []string) error {
 	if err != nil {
 		return err
 	}
-	spec := vmSpec{Name: name, Kernel: mod, Mem: mem, CPUs: cpus, Disks: disks, Cmdline: cmdline}
+	spec := vmSpec{Name: name, Kernel: mod, Mem: mem, CPUs: cpus, Disks: disks, NICs: nics, Cmdline: cmdline}
 	if initrd != "" {
 		m, err := findModule(sh.h.BootInfo(), initrd)
 		if err != nil {
@@ -305,6 +345,10 @@ func vmList(sh *shell) error {
 		var kinds []string
 		for k, n := range in.RawExits {
 			kinds = append(kinds, fmt.Sprintf("%s=%d", k, n))
+		}
+		for _, n := range vm.NICs() {
+			fmt.Fprintf(sh.out, "%-12s %s %s: rx %d packets %d bytes, tx %d packets %d bytes, %d dropped\n", "",
+				n.Port, net.HardwareAddr(n.MAC[:]), n.Stats.RxPackets, n.Stats.RxBytes, n.Stats.TxPackets, n.Stats.TxBytes, n.Stats.RxDrops+n.Stats.TxDrops)
 		}
 		sort.Strings(kinds)
 		if len(kinds) > 0 {

@@ -66,6 +66,14 @@ func bareNewVM(spec vmSpec) (*hv.VM, error) {
 	} else if spec.CPUs > 1 {
 		return nil, fmt.Errorf("cpus=%d: %s is a multiboot kernel, which starts one CPU", spec.CPUs, spec.Kernel.Name)
 	}
+	var nics []hv.NIC
+	for i, n := range spec.NICs {
+		sw, err := vmSwitch(n.Uplink)
+		if err != nil {
+			return nil, fmt.Errorf("nic %d: %w", i, err)
+		}
+		nics = append(nics, hv.NIC{MAC: n.MAC, Switch: sw})
+	}
 	disks, err := claimDisks(spec.Name, spec.Disks)
 	if err != nil {
 		return nil, err
@@ -81,6 +89,7 @@ func bareNewVM(spec vmSpec) (*hv.VM, error) {
 		TSCHz:       ring0.TSCHz(),
 		HostCPUID:   x86.Cpuid,
 		Disks:       disks,
+		NICs:        nics,
 		Devices:     func(b *bus.Bus) error { return testdev.New().Register(b) },
 	})
 	if err != nil {
