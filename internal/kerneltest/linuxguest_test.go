@@ -157,7 +157,7 @@ func (g *linuxGuest) checkPlatform(vm string) {
 	// Wall clock: the guest's date against the Godwit host's, bracketed by the test's own
 	// clock so that the time the commands take is allowed for.
 	start := time.Now()
-	sub := g.runRe("echo guest-unix=$(date +%s)", `guest-unix=(\d+)\r?\n`, time.Minute)
+	sub := g.runRe("echo guest-unix=$(date +%s)", `guest-unix=(\d{9,})`, time.Minute)
 	guestUnix, _ := strconv.ParseInt(sub[1], 10, 64)
 	g.detach(vm)
 	g.m.SendLine("date")
@@ -179,8 +179,8 @@ func (g *linuxGuest) checkSleep(vm string) {
 	g.run("echo tick-A; sleep 30; echo tick-B", "\ntick-B", 5*time.Minute)
 	g.detach(vm)
 	g.m.SendLine("vm log -t " + vm)
-	a := g.m.ExpectRegexp(`\[\s*([0-9.]+)\] tick-A\r?\n`, time.Minute)
-	b := g.m.ExpectRegexp(`\[\s*([0-9.]+)\] tick-B\r?\n`, time.Minute)
+	a := g.m.ExpectRegexp(`\[\s*([0-9.]+)\] tick-A[\r\n]`, time.Minute)
+	b := g.m.ExpectRegexp(`\[\s*([0-9.]+)\] tick-B[\r\n]`, time.Minute)
 	ta, _ := strconv.ParseFloat(a[1], 64)
 	tb, _ := strconv.ParseFloat(b[1], 64)
 	if d := tb - ta; math.Abs(d-30) > 0.6 {
@@ -213,6 +213,8 @@ func (g *linuxGuest) rebootGuest() {
 func (g *linuxGuest) poweroffGuest(vm string) {
 	g.m.SendLine("poweroff")
 	g.m.Expect("reboot: Power down", g.slow)
+	// The console says when the VM stops.
+	g.m.Expect("godwit: vm "+vm+": stopped: powered off by the guest", time.Minute)
 	g.detach(vm)
 	g.shell("vm list", "stopped: powered off by the guest")
 }
@@ -272,6 +274,7 @@ func linuxGuestCrashes(t *testing.T, g *linuxGuest) {
 	g.m.SendLine("echo c > /proc/sysrq-trigger")
 	g.m.Expect("Kernel panic - not syncing", g.slow)
 	g.m.Expect("---[ end Kernel panic", g.slow)
+	g.m.Expect("godwit: vm "+vm+": stopped: guest kernel panic: sysrq triggered crash", time.Minute)
 	g.detach(vm)
 	g.shell("vm wait "+vm, "vm "+vm+": stopped: guest kernel panic: sysrq triggered crash")
 	g.shell("vm list", "stopped: guest kernel panic: sysrq triggered crash")
