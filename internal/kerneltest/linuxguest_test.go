@@ -157,7 +157,7 @@ func (g *linuxGuest) checkPlatform(vm string) {
 	// Wall clock: the guest's date against the Godwit host's, bracketed by the test's own
 	// clock so that the time the commands take is allowed for.
 	start := time.Now()
-	sub := g.runRe("echo guest-unix=$(date +%s)", `guest-unix=(\d{9,})`, time.Minute)
+	sub := g.runRe("echo guest-unix=$(date +%s)", `guest-unix=(\d{9,})[\r\n]`, time.Minute)
 	guestUnix, _ := strconv.ParseInt(sub[1], 10, 64)
 	g.detach(vm)
 	g.m.SendLine("date")
