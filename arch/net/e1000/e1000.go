@@ -83,7 +83,7 @@ const (
 	resetWait        = time.Millisecond
 	resetTimeout     = 100 * time.Millisecond
 	eerdTimeout      = 10 * time.Millisecond
-	// quiesceWait: 8254x SDM 14.9 "Software Reset" — let pending DMA finish (disable the
+	// quiesceWait: 8254x SDM 14, "Software Reset" — let pending DMA finish (disable the
 	// receiver and transmitter, then wait) before setting CTRL.RST.
 	quiesceWait = 10 * time.Millisecond
 )
@@ -205,8 +205,8 @@ func New(cfg Config) (*NIC, error) {
 	return n, nil
 }
 
-// reset quiesces and resets the controller and masks its interrupts. 8254x SDM 14.9
-// "Software Reset" and 14.3 "General Configuration".
+// reset quiesces and resets the controller and masks its interrupts. 8254x SDM 14, "Software
+// Reset", and 14.3 "General Configuration".
 func (n *NIC) reset() error {
 	r := n.regs
 	if r.Read32(regSTATUS) == allOnes {

@@ -14,7 +14,7 @@ type model struct {
 	hasEERD bool
 }
 
-// models are the 8254x parts this driver knows (8254x SDM 5.2, Table 5-2): those whose
+// models are the 8254x parts this driver knows (8254x SDM 1, "Supported Devices", and 5, "Device ID"): those whose
 // registers used here are the same; the 82541/82547 differ in EERD's layout and are left out.
 var models = map[uint16]model{
 	Device82540EM:   {"82540EM", true},

@@ -36,9 +36,9 @@ const (
 	regRAL0   = 0x5400 // Receive Address Low (entry 0)
 	regRAH0   = 0x5404 // Receive Address High (entry 0)
 
-	mtaEntries = 128 // 8254x SDM 13.5.1 "Multicast Table Array": 128 x 32 bits
-	// RegsSize is the size of the register window in BAR0 (128 KiB). 8254x SDM 4.1
-	// "PCI Configuration": the memory BAR maps 128 KB of registers.
+	mtaEntries = 128 // 8254x SDM 13, "Multicast Table Array (MTA)": 128 x 32 bits
+	// RegsSize is the size of the register window in BAR0: 128 KB. 8254x SDM 4, "PCI Local
+	// Bus Interface", the Memory Base Address register of the PCI configuration.
 	RegsSize = 128 << 10
 )
 
@@ -68,7 +68,7 @@ const (
 
 // EERD fields (82540/82545/82546). 8254x SDM 13.4.4 "EEPROM Read Register": START bit 0,
 // DONE bit 4, ADDR bits 15:8, DATA bits 31:16. The Ethernet address is EEPROM words 0-2,
-// low byte first (8254x SDM 5.6.1 "Ethernet Address").
+// low byte first (8254x SDM 5, "EEPROM Address Map": "Ethernet Address").
 const (
 	eerdStart     = 1 << 0
 	eerdDone      = 1 << 4
@@ -77,8 +77,8 @@ const (
 	eepromMACWord = 0
 )
 
-// Interrupt causes (ICR, IMS, IMC share the layout). 8254x SDM 13.4.17 "Interrupt Cause
-// Read Register".
+// Interrupt causes (ICR, IMS, IMC share the layout). 8254x SDM 13, "Interrupt Cause
+// Read Register (ICR)".
 const (
 	icrTXDW   = 1 << 0 // transmit descriptor written back
 	icrTXQE   = 1 << 1 // transmit queue empty
@@ -90,7 +90,7 @@ const (
 	imcAll    = 0xFFFFFFFF
 )
 
-// RCTL bits. 8254x SDM 13.4.22 "Receive Control Register".
+// RCTL bits. 8254x SDM 13, "Receive Control Register (RCTL)".
 const (
 	rctlEN         = 1 << 1  // receiver enable
 	rctlSBP        = 1 << 2  // store bad packets
@@ -107,7 +107,7 @@ const (
 	rctlBufSizeSet = rctlBSIZE2048
 )
 
-// TCTL bits. 8254x SDM 13.4.33 "Transmit Control Register"; the collision threshold 0Fh and
+// TCTL bits. 8254x SDM 13, "Transmit Control Register (TCTL)"; the collision threshold 0Fh and
 // the full-duplex collision distance 40h are the values 8254x SDM 14.5 "Transmit
 // Initialization" recommends.
 const (
@@ -119,8 +119,8 @@ const (
 	tctlCOLDFull  = 0x40
 )
 
-// TIPG for the 82540/82545/82546 copper parts: IPGT 10, IPGR1 8, IPGR2 6. 8254x SDM 13.4.34
-// "Transmit IPG Register", Table "TIPG Register Bit Description" (IEEE 802.3 values).
+// TIPG for the 82540/82545/82546 copper parts: IPGT 10, IPGR1 8, IPGR2 6. 8254x SDM 13,
+// "Transmit IPG Register (TIPG)", Table "TIPG Register Bit Description" (IEEE 802.3 values).
 const (
 	tipgIPGT       = 10
 	tipgIPGR1      = 8
@@ -129,7 +129,7 @@ const (
 	tipgIPGR2Shift = 20
 )
 
-// RAH fields. 8254x SDM 13.5.2 "Receive Address High": address bytes 4-5 in bits 15:0,
+// RAH fields. 8254x SDM 13, "Receive Address High (RAH)": address bytes 4-5 in bits 15:0,
 // Address Valid in bit 31.
 const rahAV = 1 << 31
 
@@ -149,8 +149,8 @@ const (
 	rxErrCXE      = 1 << 4 // carrier extension error
 	rxErrRXE      = 1 << 7 // RX data error
 	rxErrFrame    = rxErrCE | rxErrSE | rxErrSEQ | rxErrCXE | rxErrRXE
-	ringAlign     = 128 // 8254x SDM 13.4.28 "RDLEN": a multiple of 128 bytes (8 descriptors)
-	ringBaseAlign = 16  // 8254x SDM 13.4.26 "RDBAL": bits 3:0 are ignored (16-byte aligned)
+	ringAlign     = 128 // 8254x SDM 13, "Receive Descriptor Length (RDLEN)": a multiple of 128 bytes (8 descriptors)
+	ringBaseAlign = 16  // 8254x SDM 13, "Receive Descriptor Base Address Low (RDBAL)": bits 3:0 are ignored (16-byte aligned)
 	descPerAlign  = ringAlign / descSize
 )
 
@@ -169,7 +169,7 @@ const (
 	txCmdShift = 24 // CMD is byte 11: bits 31:24 of the word at offset 8
 )
 
-// PCI identification. 8254x SDM 5.2 "PCI Configuration", Table 5-2 "Device ID".
+// PCI identification. 8254x SDM 5, "Device ID" of the PCI configuration (per controller).
 const (
 	VendorIntel     = 0x8086
 	Device82540EM   = 0x100E // QEMU's -device e1000
