@@ -138,6 +138,9 @@ type NIC struct {
 	hmu     sync.Mutex
 	handler nic.Handler
 
+	rctlMu  sync.Mutex // read-modify-write of RCTL
+	promisc atomic.Bool
+
 	counters nic.Counters
 	dev      struct {
 		interrupts, linkChanges, rxOverruns, rxMissed, rxFragmented atomic.Uint64
@@ -554,6 +557,28 @@ func (n *NIC) DeviceStats() DeviceStats {
 	}
 }
 
+// SetPromiscuous implements nic.Promiscuous: with on, the device receives frames for every
+// unicast and multicast address (RCTL.UPE and RCTL.MPE), as a vm uplink needs.
+func (n *NIC) SetPromiscuous(on bool) error {
+	if n.dead.Load() {
+		return n.deadErr()
+	}
+	n.rctlMu.Lock()
+	defer n.rctlMu.Unlock()
+	v := n.regs.Read32(regRCTL)
+	if v == allOnes {
+		return fmt.Errorf("%s: RCTL reads all ones: %w", n.desc, nic.ErrDeviceDead)
+	}
+	if on {
+		v |= rctlUPE | rctlMPE
+	} else {
+		v &^= rctlUPE | rctlMPE
+	}
+	n.regs.Write32(regRCTL, v)
+	n.promisc.Store(on)
+	return nil
+}
+
 // Dead reports whether the device was taken out of service.
 func (n *NIC) Dead() bool { return n.dead.Load() }
 
@@ -646,6 +671,9 @@ func (n *NIC) Info() string {
 	}
 	s := fmt.Sprintf("%s, link %s %s, %s, rx ring %d, tx ring %d, %d interrupts (%d another device's), %d overruns, %d missed, %d tx ring full, %d tx timeouts",
 		n.desc, upDown(n.Up()), speed, irq, n.cfg.RxDescs, n.cfg.TxDescs, d.Interrupts, d.SharedWakes, d.RxOverruns, d.RxMissed, d.TxRingFull, d.TxTimeouts)
+	if n.promisc.Load() {
+		s += ", promiscuous"
+	}
 	if n.dead.Load() {
 		s += ", DEAD: " + n.deadErr().Error()
 	}

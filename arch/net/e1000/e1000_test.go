@@ -527,3 +527,25 @@ func TestSharedIRQ(t *testing.T) {
 		t.Errorf("Interrupts = %d, want 1 (the frame's)", d.Interrupts)
 	}
 }
+
+func TestPromiscuous(t *testing.T) {
+	r := newRig(t, nil)
+	const upeMPE = 1<<3 | 1<<4 // RCTL.UPE, RCTL.MPE
+	var _ nic.Promiscuous = r.nic
+	for _, on := range []bool{true, false, true} {
+		if err := r.nic.SetPromiscuous(on); err != nil {
+			t.Fatalf("SetPromiscuous(%v): %v", on, err)
+		}
+		rctl := r.dev.Reg(e1000test.RCTL)
+		if got := rctl&upeMPE == upeMPE; got != on || rctl&(1<<1) == 0 {
+			t.Errorf("after SetPromiscuous(%v): RCTL = %#x", on, rctl)
+		}
+		if got := strings.Contains(r.nic.Info(), "promiscuous"); got != on {
+			t.Errorf("after SetPromiscuous(%v): Info() = %q", on, r.nic.Info())
+		}
+	}
+	r.dev.Kill()
+	if err := r.nic.SetPromiscuous(false); !errors.Is(err, nic.ErrDeviceDead) {
+		t.Errorf("SetPromiscuous on a dead device = %v, want ErrDeviceDead", err)
+	}
+}
