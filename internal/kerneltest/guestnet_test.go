@@ -40,9 +40,9 @@ func TestGuestNetworkQEMU(t *testing.T) {
 		g.shell(fmt.Sprintf(`vm create g kernel=%s initrd=%s mem=256M nic=net0/02:00:00:00:00:0%d cmdline="console=ttyS0"`,
 			g.kernel, filepath.Base(initramfsPath), i+1), "vm g: created")
 		g.shell("vm start g", "vm g: started")
+		g.attach("g") // each host has its own console: both guests boot at once
 	}
 	for i, g := range []*linuxGuest{a, b} {
-		g.attach("g")
 		g.guestReady()
 		g.run(fmt.Sprintf("ip addr add 10.9.0.%d/24 dev eth0 && ip link set eth0 up && echo up-$((40+2))", i+1), "up-42", time.Minute)
 	}
