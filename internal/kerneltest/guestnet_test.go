@@ -16,7 +16,7 @@ import (
 // the other over TCP (BusyBox httpd and wget), compared by checksum.
 func TestGuestNetworkQEMU(t *testing.T) {
 	t.Parallel()
-	kernel, _ := debianKernel(t)
+	kernel := debianKernel(t)
 	port := loopbackPort(t)
 	const slow = 4 * time.Minute
 	host := func(name string, n int, role string) *linuxGuest {

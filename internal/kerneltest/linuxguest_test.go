@@ -57,7 +57,7 @@ type linuxGuest struct {
 }
 
 func bootLinuxHost(t *testing.T, bochs bool, name string) *linuxGuest {
-	kernel, _ := debianKernel(t)
+	kernel := debianKernel(t)
 	if _, err := os.Stat(filepath.Join(repoRoot(t), initramfsPath)); err != nil {
 		t.Fatalf("%s is missing: run `make` first (it builds the guest initramfs)", initramfsPath)
 	}
