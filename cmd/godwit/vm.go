@@ -383,7 +383,11 @@ func vmConsole(sh *shell, vm *hv.VM) error {
 				return
 			case <-done:
 			}
-			fmt.Fprintf(sh.out, "\r\ngodwit: vm %s: %s\r\n", vm.Name(), vm.Info().Status)
+			if in := vm.Info(); in.State == hv.StateRunning {
+				fmt.Fprintf(sh.out, "\r\ngodwit: vm %s: reset by the guest, started again\r\n", vm.Name())
+			} else {
+				fmt.Fprintf(sh.out, "\r\ngodwit: vm %s: %s\r\n", vm.Name(), in.Status)
+			}
 			// A guest reset starts the VM again at once; wait for that run, or for detach.
 			for vm.Done() == done {
 				select {

@@ -62,7 +62,8 @@ func bootLinuxHost(t *testing.T, bochs bool, name string) *linuxGuest {
 		t.Fatalf("%s is missing: run `make` first (it builds the guest initramfs)", initramfsPath)
 	}
 	img := guestDiskImage(t)
-	opts := rig.Options{Name: name, Modules: []string{kernel, initramfsPath}}
+	// spin.elf is the other VM of the crash test (a test guest that never stops by itself).
+	opts := rig.Options{Name: name, Modules: []string{kernel, initramfsPath, "bin/guests/spin.elf"}}
 	g := &linuxGuest{t: t, kernel: filepath.Base(kernel)}
 	if bochs {
 		// Bochs has no virtio: the host disk is an ATA disk on the secondary channel (the
