@@ -37,19 +37,32 @@ func Open(d *pci.Device, logf func(string, ...any)) (*NIC, error) {
 		}
 		return nil, fmt.Errorf("virtio-net %v: %w", d.Addr, err)
 	}
-	feats, err := v.Negotiate(1<<featMAC | 1<<featStatus)
+	feats, err := v.Negotiate(1<<featMAC | 1<<featStatus | 1<<featCtrlVQ | 1<<featCtrlRX)
 	if err != nil {
 		return nil, err
 	}
-	if err := v.SetupInterrupts(2); err != nil {
+	hasCtrl := feats&(1<<featCtrlVQ) != 0
+	nq := 2
+	if hasCtrl {
+		nq = 3
+	}
+	if err := v.SetupInterrupts(nq); err != nil {
 		return fail(err)
 	}
-	for _, i := range []int{rxQueue, txQueue} {
-		q, err := v.SetupQueue(i, DefaultQueue)
+	for i := 0; i < nq; i++ {
+		size := DefaultQueue
+		if i == ctrlQueue {
+			size = ctrlQueueLen
+		}
+		q, err := v.SetupQueue(i, size)
 		if err != nil {
 			return fail(err)
 		}
 		queues = append(queues, q)
+	}
+	var ctrlq *virtio.Queue
+	if hasCtrl {
+		ctrlq = queues[ctrlQueue]
 	}
 	cfg := v.DeviceConfig()
 	if (feats&(1<<featMAC|1<<featStatus) != 0) && (cfg == nil || cfg.Size() < cfgMinLen) {
@@ -101,6 +114,7 @@ func Open(d *pci.Device, logf func(string, ...any)) (*NIC, error) {
 		rxq: queues[0], txq: queues[1], mem: virtio.HostMemory{},
 		irq: queueIRQ{v, rxQueue}, cfgIRQ: cfgIRQ,
 		link: link, ready: v.Ready,
+		ctrlq: ctrlq, ctrlRX: hasCtrl && feats&(1<<featCtrlRX) != 0,
 		mac: mac, location: d.Addr.String(), irqDesc: irqDesc, sharedIRQ: intx, logf: logf,
 		shutdown: func() { v.Reset() },
 	})

@@ -101,6 +101,10 @@ type env struct {
 	logf      func(string, ...any)
 	sleep     func(time.Duration)
 	shutdown  func() // resets the device (Close), so that it stops using the buffers
+
+	ctrlq       *virtio.Queue // the control queue; nil without VIRTIO_NET_F_CTRL_VQ
+	ctrlRX      bool          // VIRTIO_NET_F_CTRL_RX negotiated
+	ctrlTimeout time.Duration // 0: ctrlTimeoutDflt
 }
 
 // DeviceStats are the driver's counters beyond nic.Stats.
@@ -148,6 +152,12 @@ type NIC struct {
 	hmu     sync.Mutex
 	handler nic.Handler
 
+	ctrlMu  sync.Mutex
+	ctrlBuf []byte // class+command, data, ack; nil once closed or lost to a timeout
+	ctrlPA  uint64
+	ctrlMem []byte // the allocation behind ctrlBuf, freed on Close
+	promisc atomic.Bool
+
 	counters nic.Counters
 	dev      struct {
 		interrupts, linkChanges, badUsed, txRingFull, txTimeouts, revivals, sharedWakes atomic.Uint64
@@ -185,6 +195,14 @@ func newNIC(e env) (*NIC, error) {
 	if n.txBufs, n.txPA, err = e.mem.Alloc(ntx * bufSize); err != nil {
 		e.mem.Free(n.rxBufs, n.rxPA)
 		return nil, fmt.Errorf("%s: transmit buffers: %w", n.desc, err)
+	}
+	if e.ctrlq != nil {
+		if n.ctrlMem, n.ctrlPA, err = e.mem.Alloc(ctrlBufSize); err != nil {
+			n.freeBufs()
+			return nil, fmt.Errorf("%s: control buffer: %w", n.desc, err)
+		}
+		n.ctrlBuf = n.ctrlMem
+		e.ctrlq.SetInterrupts(false) // completions are polled (ctrlCmd)
 	}
 	n.rxSlotOf = make([]int, nrx)
 	for i := range n.rxSlotOf {
@@ -231,6 +249,12 @@ func (n *NIC) freeBufs() {
 		n.e.mem.Free(n.txBufs, n.txPA)
 		n.txBufs = nil
 	}
+	n.ctrlMu.Lock()
+	if n.ctrlMem != nil {
+		n.e.mem.Free(n.ctrlMem, n.ctrlPA)
+		n.ctrlMem, n.ctrlBuf = nil, nil
+	}
+	n.ctrlMu.Unlock()
 }
 
 // post gives receive buffer slot to the device.
@@ -595,6 +619,9 @@ func (n *NIC) Info() string {
 	d := n.DeviceStats()
 	s := fmt.Sprintf("%s, link %s, %s, rx queue %d, tx queue %d, %d interrupts, %d kicks, %d bad used, %d tx ring full, %d tx timeouts",
 		n.desc, upDown(n.Up()), n.e.irqDesc, n.e.rxq.Size(), n.e.txq.Size(), d.Interrupts, d.Kicks, d.BadUsed, d.TxRingFull, d.TxTimeouts)
+	if n.promisc.Load() {
+		s += ", promiscuous"
+	}
 	if n.dead.Load() {
 		s += ", DEAD: " + n.deadErr().Error()
 	}
@@ -625,6 +652,9 @@ func (n *NIC) Close() error {
 	}
 	n.e.rxq.Free()
 	n.e.txq.Free()
+	if n.e.ctrlq != nil {
+		n.e.ctrlq.Free()
+	}
 	n.freeBufs()
 	return nil
 }

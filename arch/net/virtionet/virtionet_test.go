@@ -68,6 +68,37 @@ type fakeDev struct {
 	badHdr   int
 	rxKicks  atomic.Int64
 	shutdown atomic.Bool
+
+	ctrl      *virtiotest.Ring
+	ctrlAck   byte        // what the device answers to control commands
+	ctrlMute  atomic.Bool // the device never answers control commands
+	promisc   atomic.Bool
+	ctrlCalls atomic.Int64
+}
+
+// control serves the control queue: VIRTIO_NET_CTRL_RX_PROMISC sets promisc.
+func (d *fakeDev) control() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ctrlMute.Load() {
+		return
+	}
+	for {
+		head, chain, ok, err := d.ctrl.Next()
+		if !ok {
+			return
+		}
+		if err != nil || len(chain) != 3 || len(chain[0].Data) != 2 || chain[0].Write || chain[1].Write || !chain[2].Write || len(chain[2].Data) != 1 {
+			d.t.Errorf("control chain %+v: %v", chain, err)
+			return
+		}
+		d.ctrlCalls.Add(1)
+		if chain[0].Data[0] == ctrlClassRX && chain[0].Data[1] == ctrlRXPromisc && d.ctrlAck == ctrlOK {
+			d.promisc.Store(chain[1].Data[0] != 0)
+		}
+		chain[2].Data[0] = d.ctrlAck
+		d.ctrl.Complete(head, 1)
+	}
 }
 
 func (d *fakeDev) link() linkState {
@@ -227,10 +258,17 @@ func newRig(t *testing.T, txTimeout time.Duration, opts ...func(*env)) *rig {
 		t.Fatal(err)
 	}
 	lg := &logger{}
+	ctrlq, err := virtio.NewQueue(ctrlQueue, ctrlQueueLen, mem, d.control)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.ctrl, err = virtiotest.NewRing(mem, ctrlQueueLen, ctrlq.DescAddr, ctrlq.AvailAddr, ctrlq.UsedAddr); err != nil {
+		t.Fatal(err)
+	}
 	e := env{
 		rxq: rxq, txq: txq, mem: mem, irq: d.irq, link: d.link, mac: testMAC, location: "00:04.0",
 		poll: testPoll, txTimeout: txTimeout, logf: lg.logf, shutdown: func() { d.shutdown.Store(true) },
-		sleep: func(time.Duration) {},
+		sleep: func(time.Duration) {}, ctrlq: ctrlq, ctrlRX: true, ctrlTimeout: 50 * time.Millisecond,
 	}
 	for _, o := range opts {
 		o(&e)
@@ -564,4 +602,49 @@ func TestSharedIRQ(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "frame", func() bool { return r.nic.Stats().RxPackets == 1 })
+}
+
+func TestPromiscuous(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(*rig)
+		noCtrl  bool
+		wantErr error
+	}{
+		{"on and off", nil, false, nil},
+		{"device refuses", func(r *rig) { r.dev.ctrlAck = 1 }, false, ErrCtrl},
+		{"device never answers", func(r *rig) { r.dev.ctrlMute.Store(true) }, false, ErrCtrl},
+		{"no VIRTIO_NET_F_CTRL_RX", nil, true, ErrNoCtrlRX},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, time.Second, func(e *env) {
+				if tc.noCtrl {
+					e.ctrlRX = false
+				}
+			})
+			if tc.setup != nil {
+				tc.setup(r)
+			}
+			var _ nic.Promiscuous = r.nic
+			for _, on := range []bool{true, false} {
+				err := r.nic.SetPromiscuous(on)
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("SetPromiscuous(%v) = %v, want %v", on, err, tc.wantErr)
+				}
+				if tc.wantErr != nil {
+					if r.dev.promisc.Load() || strings.Contains(r.nic.Info(), "promiscuous") {
+						t.Errorf("a failed SetPromiscuous(%v) changed the mode", on)
+					}
+					return
+				}
+				if r.dev.promisc.Load() != on || strings.Contains(r.nic.Info(), "promiscuous") != on {
+					t.Errorf("after SetPromiscuous(%v): device promisc %v, Info %q", on, r.dev.promisc.Load(), r.nic.Info())
+				}
+			}
+			if got := r.dev.ctrlCalls.Load(); got != 2 {
+				t.Errorf("control commands = %d, want 2", got)
+			}
+		})
+	}
 }
