@@ -2,8 +2,9 @@
 // default NIC, the 82545EM and the 82544GC) as Godwit host NICs: reset, the station address
 // from RAL/RAH or the EEPROM, legacy receive and transmit descriptor rings with their buffers
 // in DMA memory outside the Go heap, interrupt-driven receive (ICR/IMS over the INTx line),
-// link state from STATUS.LU and the LSC interrupt, and a watchdog that declares the device dead
-// when transmit descriptors stop completing or its registers read all ones.
+// link state from STATUS.LU and the LSC interrupt, promiscuous mode for vm uplinks, and a
+// watchdog that takes the device out of service when its registers read all ones (for good) or
+// its transmit descriptors stop completing (until they complete again).
 //
 // The driver core (New) works on three small interfaces — the register window, a DMA
 // allocator and an interrupt source — so the ring handling runs under `go test` against the

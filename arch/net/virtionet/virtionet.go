@@ -4,7 +4,8 @@
 // state from its status field (VIRTIO_NET_F_STATUS), the 12-byte virtio_net_hdr in front of
 // every frame (VIRTIO_F_VERSION_1), receive buffers in DMA memory refilled as they are used,
 // transmit buffers reclaimed when the device has used them, MSI-X when the device offers it
-// (INTx with the ISR otherwise). A device that stops answering (its status reads all ones or
+// (INTx with the ISR otherwise), and promiscuous mode through the control queue
+// (VIRTIO_NET_F_CTRL_VQ, VIRTIO_NET_F_CTRL_RX) for vm uplinks. A device that stops answering (its status reads all ones or
 // asks for a reset, transmit buffers never come back) is taken out of service: counted, logged
 // once, link reported down.
 //
