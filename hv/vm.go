@@ -366,6 +366,12 @@ func (vm *VM) Start() error {
 		vm.mu.Unlock()
 		return fmt.Errorf("vm %s is %s: %w", vm.cfg.Name, vm.state, ErrState)
 	}
+	// The last run's memory goes first: a guest the size of half the host's free memory can
+	// still be power-cycled.
+	if vm.freeMem != nil {
+		vm.freeMem()
+		vm.freeMem, vm.mem = nil, nil
+	}
 	mem, free, err := vm.cfg.AllocMemory(vm.cfg.MemSize)
 	if err != nil {
 		vm.mu.Unlock()
@@ -376,10 +382,6 @@ func (vm *VM) Start() error {
 		vm.mu.Unlock()
 		free()
 		return fmt.Errorf("vm %s: loading the guest: %w", vm.cfg.Name, err)
-	}
-	if vm.freeMem != nil {
-		vm.freeMem()
-		vm.freeMem, vm.mem = nil, nil
 	}
 	if vm.started != (time.Time{}) {
 		// A second start is a power cycle: fresh devices.
