@@ -36,8 +36,16 @@ const (
 // Linux VMs set eth0 to it and read it back.
 const linkMTU = nic.DefaultMTU
 
-// ncPort is the TCP port the receiving Linux VM's nc listens on (any unprivileged port would do).
-const ncPort = 5001
+// TCP ports of the Linux VMs' servers (any unprivileged ports would do): BusyBox httpd on A,
+// nc -l on B.
+const (
+	httpPort = 8080
+	ncPort   = 5001
+)
+
+// rxBytesFile is the count of bytes a Linux VM's eth0 has received
+// (Documentation/ABI/testing/sysfs-class-net-statistics).
+const rxBytesFile = "/sys/class/net/eth0/statistics/rx_bytes"
 
 // slow bounds each wait on a machine; boots and transfers under a loaded 2-core machine take
 // several times the idle figures.
@@ -46,16 +54,18 @@ const slow = 3 * time.Minute
 // godwitPrompt is the admin shell's prompt (cmd/godwit).
 const godwitPrompt = "godwit> "
 
-// Both transfers are timed by the host's wall clock, between the lines each sender prints on
-// its serial console just before and just after its transfer (the rig sees serial output as
-// QEMU writes it). The guests' own clocks are not the ruler: Godwit's clock under QEMU TCG runs
-// several times slower than real time (on 2026-11-22 it measured 4.06 s for 19.0 s of wall
-// time, and its `ping` sent one request every 4.6 s instead of every second), so the figure
-// `net test` prints is reported only as the ratio godwit-clock/wall. The Linux sender's clock
-// (/proc/uptime) is checked against the host's: it must not exceed the wall-clock interval by
-// more than clockFast (plus clockSlack: the guest's clock has 10 ms steps, and the serial line
-// adds its latency), nor fall below clockSlowFactor of it (less clockSlack); outside that window
-// the host's timestamps would be as suspect as the guest's.
+// Every transfer is timed by the host's wall clock, between the lines the guest that runs it
+// prints on its serial console just before and just after it (the rig sees serial output as
+// QEMU writes it, and waits for it event-driven). The guests' own clocks are not the ruler:
+// Godwit calibrates its TSC at boot, and under a loaded QEMU TCG that calibration can be far off
+// (on 2026-11-22 one boot found "TSC 12069 MHz" where others found 2600 MHz; that host's clock
+// then ran at 0.21 of real time: `net test` printed 4.06 s for 19.0 s of wall time and its
+// `ping` sent a request every 4.6 s), so what `net test` prints is reported only as the ratio
+// godwit-clock/wall. The Linux guest's clock (/proc/uptime) is checked against the host's for
+// each transfer: it must not exceed the wall-clock interval by more than clockFast (plus
+// clockSlack: the guest's clock has 10 ms steps, and the serial line adds its latency), nor
+// fall below clockSlowFactor of it (less clockSlack); outside that window the host's
+// timestamps would be as suspect as the guest's.
 const (
 	clockFast       = 0.05
 	clockSlowFactor = 0.5
@@ -68,33 +78,41 @@ const (
 //     built-in test service over their migration NICs (net1). The time runs from the line
 //     `net test: N bytes from ...` (printed before the connection is opened) to the result
 //     line, so it includes the connection's setup, generating the pseudo-random data on A and
-//     its CRC-32C on B (hostnet/testsvc.go).
-//   - MiB/s-linux-vms: two Linux VMs (Debian's kernel and the project's initramfs), A sending
-//     `dd if=/dev/zero bs=1M count=64 | nc` to B's `nc -l > /dev/null`. The time runs from a
-//     line A prints just before dd starts to the line it prints after nc exits, which BusyBox's
-//     nc does only after the receiver has read everything and closed (nc shuts down its
-//     sending half at the end of its input and exits when the peer's side ends). It includes
-//     the connection's setup and teardown; the data is zeros, with no checksum.
-//   - godwit/linux: the ratio of the two throughputs.
+//     its CRC-32C on B (hostnet/testsvc.go); both ends move it in 64 KiB calls.
+//   - MiB/s-linux-vms: two Linux VMs (Debian's kernel and the project's initramfs), B fetching
+//     a 64 MiB file of zeros from A's BusyBox httpd with BusyBox wget -O /dev/null: httpd sends
+//     it with sendfile(2) and wget reads in calls of 4 to 60 KiB (both seen with strace), so the
+//     figure is the network's, not the tools'. Timed on B from before wget starts to after it exits, so it includes the
+//     connection's setup and the HTTP request; no checksum.
+//   - MiB/s-linux-vms-nc: the same VMs, A running `dd if=/dev/zero bs=1M count=64 | nc` to B's
+//     `nc -l > /dev/null`. BusyBox's nc copies through a 1 KiB buffer with a select(2) per
+//     copy (seen with strace: read(0, ..., 1024)), and under TCG those system calls, not the
+//     network, bound it (the sender spent 13.2 s of 14.1 s in the kernel in a trial). Timed on
+//     A from before dd starts to after nc exits, which BusyBox's nc does only once the
+//     receiver has read everything and closed (it shuts down its sending half at the end of
+//     its input and exits when the peer's side ends).
+//   - godwit/linux: MiB/s-godwit-net-test over MiB/s-linux-vms.
 //   - godwit-clock/wall: the transfer time `net test` itself printed (Godwit's clock) over the
 //     host's wall-clock time for it; 1 for a Godwit whose clock keeps real time.
 //
-// Both pairs run one after the other, never at the same time, so that they do not share the
-// host's CPUs.
+// The Godwit pair and the Linux pair run one after the other, never at the same time, so that
+// they do not share the host's CPUs.
 func BenchmarkNetTest(b *testing.B) {
 	archive, k, man := initramfstest.Build(b)
-	var godwitWall, godwitOwn, linuxWall time.Duration
+	var godwitWall, godwitOwn, httpWall, ncWall time.Duration
 	for i := 0; i < b.N; i++ {
 		wall, own := godwitPair(b, i)
 		godwitWall += wall
 		godwitOwn += own
-		linuxWall += linuxPair(b, i, k, archive, man)
+		h, n := linuxPair(b, i, k, archive, man)
+		httpWall += h
+		ncWall += n
 	}
-	godwit := float64(b.N*transferBytes) / godwitWall.Seconds() / (1 << 20)
-	linux := float64(b.N*transferBytes) / linuxWall.Seconds() / (1 << 20)
-	b.ReportMetric(godwit, "MiB/s-godwit-net-test")
-	b.ReportMetric(linux, "MiB/s-linux-vms")
-	b.ReportMetric(godwit/linux, "godwit/linux")
+	mibps := func(d time.Duration) float64 { return float64(b.N*transferBytes) / d.Seconds() / (1 << 20) }
+	b.ReportMetric(mibps(godwitWall), "MiB/s-godwit-net-test")
+	b.ReportMetric(mibps(httpWall), "MiB/s-linux-vms")
+	b.ReportMetric(mibps(ncWall), "MiB/s-linux-vms-nc")
+	b.ReportMetric(mibps(godwitWall)/mibps(httpWall), "godwit/linux")
 	b.ReportMetric(godwitOwn.Seconds()/godwitWall.Seconds(), "godwit-clock/wall")
 }
 
@@ -189,9 +207,10 @@ func godwitPair(b *testing.B, run int) (wall, own time.Duration) {
 }
 
 // linuxPair boots Linux VMs A (10.1.0.1, the listening end of the cable) and B (10.1.0.2)
-// directly under QEMU TCG, sends transferBytes from A to B with dd and BusyBox's nc, and
-// returns the transfer's time by the host's wall clock, once A's clock has agreed with it.
-func linuxPair(b *testing.B, run int, k initramfs.Kernel, archive string, man initramfs.Manifest) time.Duration {
+// directly under QEMU TCG and moves transferBytes from A to B twice: with httpd and wget, then
+// with dd and nc. It returns the two transfers' times by the host's wall clock, each once the
+// guest's clock has agreed with it.
+func linuxPair(b *testing.B, run int, k initramfs.Kernel, archive string, man initramfs.Manifest) (http, nc time.Duration) {
 	migrL, migrC := cable("migr", loopbackPort(b))
 	vm := func(n int, migr string) *rig.Machine {
 		m := rig.QEMU(b, rig.Options{
@@ -207,15 +226,15 @@ func linuxPair(b *testing.B, run int, k initramfs.Kernel, archive string, man in
 			},
 		})
 		initramfstest.WaitShell(m, man, slow)
-		// BusyBox applets the transfer needs (Debian's busybox-static has them all).
-		m.SendLine("for c in ip ping nc dd netstat usleep cut; do command -v $c >/dev/null || echo missing-applet-$c; done; echo applets-$((40+2))")
+		// BusyBox applets the transfers need (Debian's busybox-static has them all).
+		m.SendLine("for c in ip ping httpd wget nc dd netstat usleep cut; do command -v $c >/dev/null || echo missing-applet-$c; done; echo applets-$((40+2))")
 		if got := m.ExpectRegexp(`missing-applet-([a-z]+)[\r\n]|applets-42`, slow); got[1] != "" {
 			b.Fatalf("[%s] the initramfs has no %s: install Debian's busybox-static (`make deps`)", m.Name(), got[1])
 		}
 		m.Expect(initramfs.Prompt, slow)
 		m.SendLine(fmt.Sprintf("ip addr add 10.1.0.%d/24 dev eth0 && ip link set eth0 mtu %d up && "+
 			"echo eth0-up-mtu-$(cat /sys/class/net/eth0/mtu) || echo eth0-failed-$((40+2))", n, linkMTU))
-		got := m.ExpectRegexp(`eth0-up-mtu-(\d+)|(eth0-failed-42)`, slow)
+		got := m.ExpectRegexp(`eth0-up-mtu-(\d+)[\r\n]|(eth0-failed-42)`, slow)
 		if got[2] != "" || got[1] != strconv.Itoa(linkMTU) {
 			b.Fatalf("[%s] eth0: configuring 10.1.0.%d/24 with MTU %d failed (MTU %q)", m.Name(), n, linkMTU, got[1])
 		}
@@ -233,47 +252,40 @@ func linuxPair(b *testing.B, run int, k initramfs.Kernel, archive string, man in
 	}
 	a.Expect(initramfs.Prompt, slow)
 
-	// B listens in the foreground (its stdin is the idle console: nc would end the transfer
-	// early on an input that ends) and says, from a background subshell, when the port is open;
-	// afterwards it prints nc's status and eth0's received bytes before and after.
-	const rxBytes = "/sys/class/net/eth0/statistics/rx_bytes"
-	vb.SendLine(fmt.Sprintf("r0=$(cat %[2]s); (until netstat -ltn | grep -q ':%[1]d '; do usleep 10000; done; echo nc-listening-$((40+2))) & "+
-		"nc -l -p %[1]d >/dev/null; echo nc-rx-exit-$? $r0 $(cat %[2]s)", ncPort, rxBytes))
-	vb.Expect("nc-listening-42", slow)
-
-	a.SendLine(fmt.Sprintf("echo nc-tx-start-$((40+2)); a=$(cut -d' ' -f1 /proc/uptime); "+
-		"dd if=/dev/zero bs=1M count=%d 2>/tmp/dd.err | nc 10.1.0.2 %d; s=$?; z=$(cut -d' ' -f1 /proc/uptime); "+
-		"echo nc-tx-done-$s $a $z; cat /tmp/dd.err", transferMiB, ncPort))
-	a.Expect("nc-tx-start-42", slow)
-	t0 := time.Now()
-	// /proc/uptime has two decimals ("%lu.%02lu", fs/proc/uptime.c).
-	got = a.ExpectRegexp(`nc-tx-done-(\d+) ([0-9]+\.[0-9]{2}) ([0-9]+\.[0-9]{2})`, slow)
-	wall := time.Since(t0)
-	if got[1] != "0" {
-		b.Fatalf("[%s] dd | nc 10.1.0.2 %d: nc exited with status %s", a.Name(), ncPort, got[1])
-	}
-	a.Expect(fmt.Sprintf("%d+0 records out", transferMiB), slow)
-	start, err0 := strconv.ParseFloat(got[2], 64)
-	end, err1 := strconv.ParseFloat(got[3], 64)
-	if err := errors.Join(err0, err1); err != nil || end <= start {
-		b.Fatalf("[%s] transfer timing %q..%q: not an interval (%v)", a.Name(), got[2], got[3], err)
-	}
-	elapsed := time.Duration((end - start) * float64(time.Second))
-	if err := clockAgrees(elapsed, wall); err != nil {
-		b.Fatalf("[%s] transfer: the guest's clock: %v", a.Name(), err)
+	// HTTP: A serves the file from its root file system (in RAM); httpd binds its port before
+	// it puts itself in the background.
+	a.SendLine(fmt.Sprintf("mkdir -p /srv && dd if=/dev/zero of=/srv/f bs=1M count=%d 2>/dev/null && httpd -p %d -h /srv && "+
+		"echo httpd-up-$((40+2)) || echo httpd-failed-$((40+2))", transferMiB, httpPort))
+	if got := a.ExpectRegexp(`httpd-(up|failed)-42`, slow); got[1] != "up" {
+		b.Fatalf("[%s] creating /srv/f or starting httpd failed", a.Name())
 	}
 	a.Expect(initramfs.Prompt, slow)
+	r0 := rxBytes(b, vb)
+	http, status := timedTransfer(b, vb, "http", fmt.Sprintf("wget -q -O /dev/null http://10.1.0.1:%d/f", httpPort))
+	if status != "0" {
+		b.Fatalf("[%s] wget http://10.1.0.1:%d/f: status %s", vb.Name(), httpPort, status)
+	}
+	checkReceived(b, vb, r0)
 
-	got = vb.ExpectRegexp(`nc-rx-exit-(\d+) (\d+) (\d+)`, slow)
-	r0, _ := strconv.ParseInt(got[2], 10, 64)
-	r1, _ := strconv.ParseInt(got[3], 10, 64)
-	if got[1] != "0" || r1-r0 < transferBytes {
-		b.Fatalf("[%s] nc -l: status %s, eth0 received %d bytes; want status 0 and at least %d bytes", vb.Name(), got[1], r1-r0, transferBytes)
+	// nc: B listens in the foreground (its stdin is the idle console: nc would end the
+	// transfer early on an input that ends) and says, from a background subshell, when the
+	// port is open, and nc's status after it.
+	r0 = rxBytes(b, vb)
+	vb.SendLine(fmt.Sprintf("(until netstat -ltn | grep -q ':%[1]d '; do usleep 10000; done; echo nc-listening-$((40+2))) & "+
+		"nc -l -p %[1]d >/dev/null; echo nc-rx-exit-$?", ncPort))
+	vb.Expect("nc-listening-42", slow)
+	nc, status = timedTransfer(b, a, "nc", fmt.Sprintf("dd if=/dev/zero bs=1M count=%d 2>/tmp/dd.err | nc 10.1.0.2 %d", transferMiB, ncPort))
+	if status != "0" {
+		b.Fatalf("[%s] dd | nc 10.1.0.2 %d: nc exited with status %s", a.Name(), ncPort, status)
+	}
+	a.SendLine("cat /tmp/dd.err")
+	a.Expect(fmt.Sprintf("%d+0 records out", transferMiB), slow)
+	a.Expect(initramfs.Prompt, slow)
+	if got := vb.ExpectRegexp(`nc-rx-exit-(\d+)[\r\n]`, slow); got[1] != "0" {
+		b.Fatalf("[%s] nc -l: status %s", vb.Name(), got[1])
 	}
 	vb.Expect(initramfs.Prompt, slow)
-	b.Logf("linux: %d bytes in %v by the host's wall clock (%.1f MiB/s); %v by the sender's clock (%.1f MiB/s); the receiver's eth0 took %d bytes",
-		transferBytes, wall.Round(time.Millisecond), float64(transferBytes)/wall.Seconds()/(1<<20),
-		elapsed, float64(transferBytes)/elapsed.Seconds()/(1<<20), r1-r0)
+	checkReceived(b, vb, r0)
 
 	for _, m := range []*rig.Machine{vb, a} {
 		m.SendLine("poweroff")
@@ -282,7 +294,59 @@ func linuxPair(b *testing.B, run int, k initramfs.Kernel, archive string, man in
 			b.Fatalf("[%s] QEMU after poweroff: status %d, %v", m.Name(), code, err)
 		}
 	}
-	return wall
+	return http, nc
+}
+
+// timedTransfer runs the shell command cmd on the Linux VM m, at its prompt, between two lines
+// it prints and two readings of its clock, and returns the host's wall-clock time between the
+// two lines and cmd's exit status. The guest's reading must agree with the host's (clockAgrees).
+func timedTransfer(b *testing.B, m *rig.Machine, tag, cmd string) (wall time.Duration, status string) {
+	b.Helper()
+	m.SendLine(fmt.Sprintf("echo %[1]s-start-$((40+2)); a=$(cut -d' ' -f1 /proc/uptime); %[2]s; s=$?; "+
+		"z=$(cut -d' ' -f1 /proc/uptime); echo %[1]s-done-$s $a $z", tag, cmd))
+	m.Expect(tag+"-start-42", slow)
+	t0 := time.Now()
+	// /proc/uptime has two decimals ("%lu.%02lu", fs/proc/uptime.c).
+	got := m.ExpectRegexp(tag+`-done-(\d+) ([0-9]+\.[0-9]{2}) ([0-9]+\.[0-9]{2})`, slow)
+	wall = time.Since(t0)
+	start, err0 := strconv.ParseFloat(got[2], 64)
+	end, err1 := strconv.ParseFloat(got[3], 64)
+	if err := errors.Join(err0, err1); err != nil || end <= start {
+		b.Fatalf("[%s] %s: timing %q..%q: not an interval (%v)", m.Name(), tag, got[2], got[3], err)
+	}
+	guest := time.Duration((end - start) * float64(time.Second))
+	if err := clockAgrees(guest, wall); err != nil {
+		b.Fatalf("[%s] %s: the guest's clock: %v", m.Name(), tag, err)
+	}
+	m.Expect(initramfs.Prompt, slow)
+	b.Logf("linux %s: %d bytes in %v by the host's wall clock (%.1f MiB/s); %v by %s's clock (%.1f MiB/s)",
+		tag, transferBytes, wall.Round(time.Millisecond), float64(transferBytes)/wall.Seconds()/(1<<20),
+		guest, m.Name(), float64(transferBytes)/guest.Seconds()/(1<<20))
+	return wall, got[1]
+}
+
+// rxBytes returns the bytes the Linux VM m's eth0 has received; m must be at its prompt. (A
+// number at the end of a pattern is bounded by the line's end: serial output arrives in pieces,
+// and a pattern matches as soon as it can.)
+func rxBytes(b *testing.B, m *rig.Machine) int64 {
+	b.Helper()
+	m.SendLine("echo rx-bytes-$(cat " + rxBytesFile + ")")
+	got := m.ExpectRegexp(`rx-bytes-(\d+)[\r\n]`, slow)
+	m.Expect(initramfs.Prompt, slow)
+	n, err := strconv.ParseInt(got[1], 10, 64)
+	if err != nil {
+		b.Fatalf("[%s] %s: %v", m.Name(), rxBytesFile, err)
+	}
+	return n
+}
+
+// checkReceived fails the benchmark unless the Linux VM m's eth0 has received at least
+// transferBytes since it had received before bytes.
+func checkReceived(b *testing.B, m *rig.Machine, before int64) {
+	b.Helper()
+	if got := rxBytes(b, m) - before; got < transferBytes {
+		b.Fatalf("[%s] eth0 received %d bytes during the transfer, want at least %d", m.Name(), got, transferBytes)
+	}
 }
 
 // clockAgrees checks a transfer time a guest measured with its own clock against wall, the
