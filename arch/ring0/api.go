@@ -68,9 +68,10 @@ func godwitCall(t *thread, op, a, b uint64) uint64 {
 		}
 		return pa
 	case opFreePages:
-		for i := uint64(0); i < b; i++ {
-			frames.release(a + i*pageSize)
+		if b == 0 || a&(pageSize-1) != 0 {
+			return errno(eINVAL)
 		}
+		frames.releaseRun(a, b)
 		return 0
 	case opStats:
 		if !userRange(a, uint64(unsafe.Sizeof(Stats{})), true) {

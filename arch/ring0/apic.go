@@ -107,18 +107,22 @@ func lapicInit() {
 	lapicWrite(lapicTimerDCR, dcrDiv16)
 }
 
-// calibrate measures the TSC against PIT channel 2 (50 ms) and the LAPIC timer against the TSC.
+// calibrate measures the TSC against PIT channel 2 (the median of calibrationRuns runs) and the
+// LAPIC timer against the TSC.
 func calibrate() {
-	const latch = pitHz / 20                           // 50 ms
-	x86.Outb(pitPortB, (x86.Inb(pitPortB)&^0x02)|0x01) // gate on, speaker off
-	x86.Outb(pitCmd, 0xB0)                             // channel 2, lobyte/hibyte, mode 0
-	x86.Outb(pitCh2, byte(latch&0xFF))
-	x86.Outb(pitCh2, byte(latch>>8))
-	t0 := rdtsc()
-	for i := 0; i < 100_000_000 && x86.Inb(pitPortB)&0x20 == 0; i++ {
+	// Several short measurements and their median: the emulators the rigs use can be
+	// descheduled by their host in the middle of one, which then reads several times too
+	// high or too low; one bad sample among five does not move the median.
+	var hz [calibrationRuns]uint64
+	for i := range hz {
+		hz[i] = pitMeasureTSC()
 	}
-	t1 := rdtsc()
-	tscHz = (t1 - t0) * 20
+	for i := 1; i < len(hz); i++ { // insertion sort: no allocation in the layer
+		for j := i; j > 0 && hz[j] < hz[j-1]; j-- {
+			hz[j], hz[j-1] = hz[j-1], hz[j]
+		}
+	}
+	tscHz = hz[len(hz)/2]
 	if tscHz < 1_000_000 {
 		tscHz = 1_000_000_000 // no PIT: guess rather than divide by zero
 	}
@@ -137,6 +141,28 @@ func calibrate() {
 	if lapicHz == 0 {
 		lapicHz = 1_000_000
 	}
+}
+
+// calibrationRuns is how many PIT measurements calibrate the TSC, each calibrationHz^-1 long.
+const (
+	calibrationRuns = 5
+	calibrationHz   = 50 // 20 ms
+)
+
+// pitMeasureTSC counts TSC ticks while PIT channel 2 counts down 1/calibrationHz of a second
+// in mode 0 (its output rises at terminal count), and returns the TSC frequency. 82C54
+// datasheet, "Mode 0: Interrupt on Terminal Count"; the gate and output are port 0x61 bits 0
+// and 5 (IBM PC/AT Technical Reference, "System Control Port B").
+func pitMeasureTSC() uint64 {
+	const latch = pitHz / calibrationHz
+	x86.Outb(pitPortB, (x86.Inb(pitPortB)&^0x02)|0x01) // gate on, speaker off
+	x86.Outb(pitCmd, 0xB0)                             // channel 2, lobyte/hibyte, mode 0
+	x86.Outb(pitCh2, byte(latch&0xFF))
+	x86.Outb(pitCh2, byte(latch>>8))
+	t0 := rdtsc()
+	for i := 0; i < 100_000_000 && x86.Inb(pitPortB)&0x20 == 0; i++ {
+	}
+	return (rdtsc() - t0) * calibrationHz
 }
 
 // nanotime is the monotonic clock: nanoseconds since calibration.

@@ -2,11 +2,13 @@ package ring0
 
 import "unsafe"
 
-// Physical memory: 4 KiB frames handed out from the loader's memory map. Freed frames go on a
-// list threaded through the frames themselves (physical memory is identity-mapped); fresh ones
-// are cut from the ranges in order. Contiguous runs (for VMCB/VMCS-style structures that span
-// pages) come only from the ranges. Everything here runs with interrupts off, inside the layer;
-// goroutines reach it through the AllocPages system call (api.go).
+// Physical memory: 4 KiB frames handed out from the loader's memory map. Freed single frames go
+// on a list threaded through the frames themselves (physical memory is identity-mapped); freed
+// runs of several frames (guest RAM, hardware structures) are kept whole in a table of runs,
+// merged with their neighbours, so that the next run can be cut from them. Fresh frames are cut
+// from the ranges in order; single frames come from the free list first, then the ranges, then
+// the freed runs, so runs stay whole as long as possible. Everything here runs with interrupts
+// off, inside the layer; goroutines reach it through the AllocPages system call (api.go).
 
 const pageSize = 4096
 
@@ -15,6 +17,8 @@ type frameRange struct{ next, end uint64 }
 type frameAllocator struct {
 	r        [64]frameRange
 	n        int
+	runs     [64]frameRange // freed runs, [next, end)
+	nruns    int
 	free     uint64 // head of the free list, 0 when empty
 	nfree    uint64
 	total    uint64 // frames managed
@@ -85,6 +89,14 @@ func (f *frameAllocator) alloc() (uint64, bool) {
 				break
 			}
 		}
+		if pa == 0 && f.nruns > 0 {
+			r := &f.runs[f.nruns-1]
+			r.end -= pageSize
+			pa = r.end
+			if r.next == r.end {
+				f.nruns--
+			}
+		}
 		if pa == 0 {
 			return 0, false
 		}
@@ -96,6 +108,21 @@ func (f *frameAllocator) alloc() (uint64, bool) {
 
 // allocRun returns n physically contiguous zeroed frames.
 func (f *frameAllocator) allocRun(n uint64) (uint64, bool) {
+	for i := 0; i < f.nruns; i++ {
+		r := &f.runs[i]
+		if r.end-r.next >= n*pageSize {
+			pa := r.next
+			r.next += n * pageSize
+			if r.next == r.end {
+				f.removeRun(i)
+			}
+			for j := uint64(0); j < n; j++ {
+				clear(physPage(pa + j*pageSize)[:])
+			}
+			f.used += n
+			return pa, true
+		}
+	}
 	for i := 0; i < f.n; i++ {
 		r := &f.r[i]
 		if r.end-r.next >= n*pageSize {
@@ -109,6 +136,59 @@ func (f *frameAllocator) allocRun(n uint64) (uint64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// releaseRun frees n contiguous frames from allocRun, keeping them together.
+func (f *frameAllocator) releaseRun(pa, n uint64) {
+	if n == 1 {
+		f.release(pa)
+		return
+	}
+	end := pa + n*pageSize
+	for i := 0; i < f.nruns; i++ {
+		r := &f.runs[i]
+		switch {
+		case r.end == pa:
+			r.end = end
+		case r.next == end:
+			r.next = pa
+		default:
+			continue
+		}
+		f.used -= n
+		f.mergeRun(i)
+		return
+	}
+	if f.nruns == len(f.runs) {
+		// The table is full: the frames still come back, one by one.
+		for j := uint64(0); j < n; j++ {
+			f.release(pa + j*pageSize)
+		}
+		return
+	}
+	f.runs[f.nruns] = frameRange{pa, end}
+	f.nruns++
+	f.used -= n
+}
+
+// mergeRun joins run i with another run it now touches.
+func (f *frameAllocator) mergeRun(i int) {
+	r := &f.runs[i]
+	for j := 0; j < f.nruns; j++ {
+		o := f.runs[j]
+		if j == i || (o.end != r.next && o.next != r.end) {
+			continue
+		}
+		r.next, r.end = min(r.next, o.next), max(r.end, o.end)
+		f.removeRun(j)
+		return
+	}
+}
+
+// removeRun drops run i from the table (the last one takes its place).
+func (f *frameAllocator) removeRun(i int) {
+	f.nruns--
+	f.runs[i] = f.runs[f.nruns]
 }
 
 func (f *frameAllocator) release(pa uint64) {

@@ -337,3 +337,50 @@ func TestFrameRandom(t *testing.T) {
 	}
 	t.Logf("%d frames live at the end, %d on the free list", len(live), f.nfree)
 }
+
+// TestFrameRunsReused: runs freed by FreePages come back whole for the next run of that size
+// (a VM restarted again and again must not exhaust the ranges), adjacent freed runs merge, and
+// single frames take from the freed runs only when the ranges are used up.
+func TestFrameRunsReused(t *testing.T) {
+	a := newArena(t, 64)
+	var f frameAllocator
+	f.add(a.page(0), a.page(64))
+	// Two 16-page runs, freed, then 32 pages: the merged run serves it.
+	r1, ok1 := f.allocRun(16)
+	r2, ok2 := f.allocRun(16)
+	if !ok1 || !ok2 || r2 != r1+16*pageSize {
+		t.Fatalf("allocRun: %#x %v, %#x %v", r1, ok1, r2, ok2)
+	}
+	f.releaseRun(r2, 16)
+	f.releaseRun(r1, 16)
+	if f.nruns != 1 || f.used != 0 {
+		t.Fatalf("after freeing two adjacent runs: %d runs, %d used; want 1 merged run, 0 used", f.nruns, f.used)
+	}
+	for i := 0; i < 10; i++ { // a VM started ten times
+		r, ok := f.allocRun(32)
+		if !ok {
+			t.Fatalf("allocRun(32) #%d failed with %d frames free", i, f.total-f.used)
+		}
+		f.releaseRun(r, 32)
+	}
+	// The untouched range still has 32 pages; 48 needs the freed run and fails; 32 fits.
+	if _, ok := f.allocRun(48); ok {
+		t.Error("allocRun(48) succeeded with no 48-page run free")
+	}
+	// Single frames drain the ranges before they touch the freed run.
+	for i := 0; i < 32; i++ {
+		if _, ok := f.alloc(); !ok {
+			t.Fatalf("alloc #%d failed", i)
+		}
+	}
+	if f.nruns != 1 || f.runs[0].end-f.runs[0].next != 32*pageSize {
+		t.Fatalf("single frames ate into the freed run before the ranges were empty")
+	}
+	if pa, ok := f.alloc(); !ok || pa != r1+31*pageSize {
+		t.Errorf("alloc with the ranges empty = %#x %v, want the freed run's last frame %#x", pa, ok, r1+31*pageSize)
+	}
+	// 32 frames from the range and one from the freed run are in use.
+	if f.used != 33 {
+		t.Errorf("used = %d, want 33", f.used)
+	}
+}
