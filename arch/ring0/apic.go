@@ -193,9 +193,15 @@ func ioapicWrite(reg, v uint32) {
 }
 
 // ioapicRoute sends ISA IRQ irq (identity-mapped to the GSI of the same number) to vector vec
-// on this CPU: fixed delivery, physical destination, edge, active high.
+// on this CPU: fixed delivery, physical destination, active high, level-triggered. The 16550's
+// INTR output is a level (PC16550D datasheet, "INTR": high while an enabled interrupt is
+// pending); as a level input the I/O APIC sends the interrupt again after the EOI if it is still
+// high, so a byte that arrives just as the handler finishes cannot leave the console without
+// interrupts, as a missed edge would. 82093AA datasheet, 3.2.4 "I/O Redirection Table
+// Registers" (bit 15 trigger mode, bit 13 polarity).
 func ioapicRoute(irq, vec uint32) {
+	const redirLevel = 1 << 15
 	dest := lapicRead(lapicID) >> 24
 	ioapicWrite(ioapicRedTbl+2*irq+1, dest<<24)
-	ioapicWrite(ioapicRedTbl+2*irq, vec)
+	ioapicWrite(ioapicRedTbl+2*irq, vec|redirLevel)
 }
