@@ -128,23 +128,17 @@ type NIC struct {
 	rx rxRing
 	tx txRing
 
-	up      atomic.Bool
-	dead    atomic.Bool
-	deadWhy atomic.Pointer[string]
-	deadMu  sync.Mutex
-	// revivable: dead only because transmit descriptors stopped completing; the device is
-	// put back in service if they complete after all.
-	revivable bool
-
-	hmu     sync.Mutex
-	handler nic.Handler
+	// Service holds the handler, the link state and whether the device is out of service
+	// (dead only because transmit descriptors stopped completing is undone if they complete
+	// after all).
+	nic.Service
 
 	rctlMu  sync.Mutex // read-modify-write of RCTL
 	promisc atomic.Bool
 
 	counters nic.Counters
 	dev      struct {
-		interrupts, linkChanges, rxOverruns, rxMissed, rxFragmented atomic.Uint64
+		interrupts, rxOverruns, rxMissed, rxFragmented atomic.Uint64
 		txRingFull, txTimeouts, deadReads, revivals, sharedWakes    atomic.Uint64
 	}
 
@@ -188,7 +182,7 @@ func New(cfg Config) (*NIC, error) {
 		cfg.Logf = func(format string, args ...any) { fmt.Fprintf(os.Stdout, format+"\n", args...) }
 	}
 	n := &NIC{cfg: cfg, regs: cfg.Regs, done: make(chan struct{})}
-	n.desc = fmt.Sprintf("e1000 (%s) at %s", cfg.Model, cfg.Location)
+	n.Desc, n.Logf = fmt.Sprintf("e1000 (%s) at %s", cfg.Model, cfg.Location), cfg.Logf
 	if err := n.reset(); err != nil {
 		return nil, err
 	}
@@ -312,7 +306,7 @@ func (n *NIC) start() {
 	r.Write32(regTIPG, tipgIPGT|tipgIPGR1<<tipgIPGR1Shift|tipgIPGR2<<tipgIPGR2Shift)
 	r.Write32(regTCTL, tctlEN|tctlPSP|tctlCT<<tctlCTShift|tctlCOLDFull<<tctlCOLDShift)
 
-	n.up.Store(r.Read32(regSTATUS)&statusLU != 0)
+	n.InitLink(r.Read32(regSTATUS)&statusLU != 0)
 	r.Write32(regIMS, icrRXT0|icrRXO|icrRXDMT0|icrRXSEQ|icrLSC)
 	n.lastPoll = time.Now()
 }
@@ -323,7 +317,7 @@ func (n *NIC) run() {
 	defer close(n.done)
 	woke := false // the last wait ended with an interrupt (not a timeout)
 	for !n.quit.Load() {
-		if n.dead.Load() {
+		if n.Dead() {
 			if !n.tryRevive() {
 				n.cfg.Sleep(n.cfg.Poll)
 			}
@@ -381,7 +375,7 @@ func (n *NIC) poll() {
 	}
 	n.setLink(st&statusLU != 0)
 	n.tx.mu.Lock()
-	stalled, pending, since := n.tx.stalled(n.cfg.TxTimeout, n.up.Load())
+	stalled, pending, since := n.tx.stalled(n.cfg.TxTimeout, n.LinkUp())
 	n.tx.mu.Unlock()
 	if stalled {
 		n.dev.txTimeouts.Add(1)
@@ -390,38 +384,13 @@ func (n *NIC) poll() {
 	}
 }
 
-// setLink records the link state and tells the handler of a change.
+// setLink records the link state; the transmit watchdog counts from the link coming up.
 func (n *NIC) setLink(up bool) {
-	if n.dead.Load() {
-		up = false
-	}
-	if n.up.Swap(up) == up {
-		return
-	}
-	n.dev.linkChanges.Add(1)
-	if up {
+	if n.SetLink(up) && up {
 		n.tx.mu.Lock()
-		n.tx.lastProgress = time.Now() // the watchdog counts from the link coming up
+		n.tx.lastProgress = time.Now()
 		n.tx.mu.Unlock()
 	}
-	n.cfg.Logf("%s: link %s", n.desc, upDown(up))
-	n.notifyLink(up)
-}
-
-// notifyLink tells the handler of a link change.
-func (n *NIC) notifyLink(up bool) {
-	n.hmu.Lock()
-	if n.handler != nil {
-		n.handler.LinkChanged(up)
-	}
-	n.hmu.Unlock()
-}
-
-func upDown(up bool) string {
-	if up {
-		return "up"
-	}
-	return "down"
 }
 
 // die takes the device out of service: counted, logged once per failure, link down, its
@@ -429,86 +398,50 @@ func upDown(up bool) string {
 // nobody serves this device). revivable says the failure was a transmit stall, which
 // tryRevive undoes if the descriptors complete after all; a later permanent failure wins.
 func (n *NIC) die(why string, revivable bool) {
-	n.deadMu.Lock()
-	if n.dead.Load() {
-		if !revivable {
-			n.revivable = false
-		}
-		n.deadMu.Unlock()
-		return
-	}
-	n.deadWhy.Store(&why)
-	n.revivable = revivable
-	n.dead.Store(true)
-	n.deadMu.Unlock()
-	n.cfg.Logf("%s: device not responding: %s; taken out of service", n.desc, why)
-	n.regs.Write32(regIMC, imcAll)
-	n.regs.Read32(regICR)
-	if n.up.Swap(false) {
-		n.dev.linkChanges.Add(1)
-		n.cfg.Logf("%s: link down", n.desc)
-		n.notifyLink(false)
+	if n.Fail(why, revivable) {
+		n.regs.Write32(regIMC, imcAll)
+		n.regs.Read32(regICR)
 	}
 }
 
 // tryRevive puts a device that was taken out of service for a transmit stall back in
 // service once its transmit descriptors complete; it reports whether it did.
 func (n *NIC) tryRevive() bool {
-	n.deadMu.Lock()
-	revivable := n.revivable
-	n.deadMu.Unlock()
-	if !revivable || n.regs.Read32(regSTATUS) == allOnes {
+	if !n.Revivable() || n.regs.Read32(regSTATUS) == allOnes {
 		return false
 	}
 	n.tx.mu.Lock()
 	freed := n.tx.reclaim()
 	n.tx.mu.Unlock()
-	if freed == 0 {
+	if freed == 0 || !n.Revive("transmit descriptors complete again") {
 		return false
 	}
-	n.deadMu.Lock()
-	if !n.revivable {
-		n.deadMu.Unlock()
-		return false
-	}
-	n.dead.Store(false)
-	n.deadWhy.Store(nil)
-	n.deadMu.Unlock()
 	n.dev.revivals.Add(1)
-	n.cfg.Logf("%s: transmit descriptors complete again; back in service", n.desc)
 	n.regs.Write32(regIMS, icrRXT0|icrRXO|icrRXDMT0|icrRXSEQ|icrLSC)
 	n.poll() // reads the link and reports it up
 	return true
 }
 
-// deadErr is the error Transmit returns once the device is dead.
-func (n *NIC) deadErr() error {
-	why := "stopped answering"
-	if p := n.deadWhy.Load(); p != nil {
-		why = *p
-	}
-	return fmt.Errorf("%s: %s: %w", n.desc, why, nic.ErrDeviceDead)
-}
-
 // receive delivers the frames the device has written back and returns their descriptors.
 func (n *NIC) receive() bool {
-	n.hmu.Lock()
-	defer n.hmu.Unlock()
-	got := n.rx.collect(n.regs, n.cfg.RxDescs, func(frame []byte, status, errs uint8) {
-		switch {
-		case errs&rxErrFrame != 0:
+	var got int
+	n.WithHandler(func(h nic.Handler) {
+		got = n.rx.collect(n.regs, n.cfg.RxDescs, func(frame []byte, status, errs uint8) {
+			switch {
+			case errs&rxErrFrame != 0:
+				n.counters.RxErrors.Add(1)
+			case nic.CheckFrame(frame, nic.DefaultMTU) != nil:
+				n.counters.RxErrors.Add(1)
+			case h == nil:
+				n.counters.RxDrops.Add(1)
+			default:
+				n.counters.Rx(len(frame))
+				h.DeliverFrame(frame)
+			}
+		}, func() {
+			n.dev.rxFragmented.Add(1)
 			n.counters.RxErrors.Add(1)
-		case nic.CheckFrame(frame, nic.DefaultMTU) != nil:
-			n.counters.RxErrors.Add(1)
-		case n.handler == nil:
-			n.counters.RxDrops.Add(1)
-		default:
-			n.counters.Rx(len(frame))
-			n.handler.DeliverFrame(frame)
-		}
-	}, func() {
-		n.dev.rxFragmented.Add(1)
-		n.counters.RxErrors.Add(1)
+		})
 	})
 	return got > 0
 }
@@ -525,24 +458,11 @@ func (n *NIC) MAC() net.HardwareAddr { return append(net.HardwareAddr(nil), n.ma
 // MTU implements nic.Link: standard Ethernet (long packets are not enabled).
 func (n *NIC) MTU() int { return nic.DefaultMTU }
 
-// Up implements nic.Link.
-func (n *NIC) Up() bool { return n.up.Load() && !n.dead.Load() }
-
-// Description implements nic.Link.
-func (n *NIC) Description() string { return n.desc }
-
 // Location is the device's PCI address as given in Config.
 func (n *NIC) Location() string { return n.cfg.Location }
 
 // Model names the controller.
 func (n *NIC) Model() string { return n.cfg.Model }
-
-// SetHandler implements nic.Link.
-func (n *NIC) SetHandler(h nic.Handler) {
-	n.hmu.Lock()
-	n.handler = h
-	n.hmu.Unlock()
-}
 
 // Stats implements nic.Link.
 func (n *NIC) Stats() nic.Stats { return n.counters.Snapshot() }
@@ -551,7 +471,7 @@ func (n *NIC) Stats() nic.Stats { return n.counters.Snapshot() }
 func (n *NIC) DeviceStats() DeviceStats {
 	d := &n.dev
 	return DeviceStats{
-		Interrupts: d.interrupts.Load(), LinkChanges: d.linkChanges.Load(), RxOverruns: d.rxOverruns.Load(),
+		Interrupts: d.interrupts.Load(), LinkChanges: n.LinkChanges.Load(), RxOverruns: d.rxOverruns.Load(),
 		RxMissed: d.rxMissed.Load(), RxFragmented: d.rxFragmented.Load(), TxRingFull: d.txRingFull.Load(),
 		TxTimeouts: d.txTimeouts.Load(), Revivals: d.revivals.Load(), DeadReads: d.deadReads.Load(),
 		SharedWakes: d.sharedWakes.Load(),
@@ -561,14 +481,14 @@ func (n *NIC) DeviceStats() DeviceStats {
 // SetPromiscuous implements nic.Promiscuous: with on, the device receives frames for every
 // unicast and multicast address (RCTL.UPE and RCTL.MPE), as a vm uplink needs.
 func (n *NIC) SetPromiscuous(on bool) error {
-	if n.dead.Load() {
-		return n.deadErr()
+	if n.Dead() {
+		return n.Err()
 	}
 	n.rctlMu.Lock()
 	defer n.rctlMu.Unlock()
 	v := n.regs.Read32(regRCTL)
 	if v == allOnes {
-		return fmt.Errorf("%s: RCTL reads all ones: %w", n.desc, nic.ErrDeviceDead)
+		return fmt.Errorf("%s: RCTL reads all ones: %w", n.Desc, nic.ErrDeviceDead)
 	}
 	if on {
 		v |= rctlUPE | rctlMPE
@@ -580,36 +500,34 @@ func (n *NIC) SetPromiscuous(on bool) error {
 	return nil
 }
 
-// Dead reports whether the device was taken out of service.
-func (n *NIC) Dead() bool { return n.dead.Load() }
 
 // Transmit implements nic.Link: the frame is copied into the next transmit buffer (padded to
 // the 60-byte minimum) and handed to the device.
 func (n *NIC) Transmit(frame []byte) error {
 	if err := nic.CheckFrame(frame, nic.DefaultMTU); err != nil {
 		n.counters.TxErrors.Add(1)
-		return fmt.Errorf("%s: %w", n.desc, err)
+		return fmt.Errorf("%s: %w", n.Desc, err)
 	}
-	if n.dead.Load() {
+	if n.Dead() {
 		n.counters.TxErrors.Add(1)
-		return n.deadErr()
+		return n.Err()
 	}
-	if !n.up.Load() {
+	if !n.LinkUp() {
 		n.counters.TxDrops.Add(1)
-		return fmt.Errorf("%s: %w", n.desc, nic.ErrLinkDown)
+		return fmt.Errorf("%s: %w", n.Desc, nic.ErrLinkDown)
 	}
 	n.tx.mu.Lock()
 	if n.tx.closed {
 		n.tx.mu.Unlock()
 		n.counters.TxErrors.Add(1)
-		return fmt.Errorf("%s: closed: %w", n.desc, nic.ErrDeviceDead)
+		return fmt.Errorf("%s: closed: %w", n.Desc, nic.ErrDeviceDead)
 	}
 	ok := n.tx.put(n.regs, frame)
 	n.tx.mu.Unlock()
 	if !ok {
 		n.dev.txRingFull.Add(1)
 		n.counters.TxDrops.Add(1)
-		return fmt.Errorf("%s: %d descriptors pending: %w", n.desc, n.cfg.TxDescs-1, nic.ErrRingFull)
+		return fmt.Errorf("%s: %d descriptors pending: %w", n.Desc, n.cfg.TxDescs-1, nic.ErrRingFull)
 	}
 	n.counters.Tx(len(frame))
 	return nil
@@ -628,7 +546,7 @@ func (n *NIC) Close() error {
 	select {
 	case <-n.done:
 	case <-time.After(4*n.cfg.Poll + time.Second):
-		return fmt.Errorf("%s: service goroutine did not stop", n.desc)
+		return fmt.Errorf("%s: service goroutine did not stop", n.Desc)
 	}
 	n.tx.mu.Lock()
 	n.tx.closed = true
@@ -671,12 +589,12 @@ func (n *NIC) Info() string {
 		irq = "interrupt"
 	}
 	s := fmt.Sprintf("%s, link %s %s, %s, rx ring %d, tx ring %d, %d interrupts (%d another device's), %d overruns, %d missed, %d tx ring full, %d tx timeouts",
-		n.desc, upDown(n.Up()), speed, irq, n.cfg.RxDescs, n.cfg.TxDescs, d.Interrupts, d.SharedWakes, d.RxOverruns, d.RxMissed, d.TxRingFull, d.TxTimeouts)
+		n.Desc, nic.UpDown(n.Up()), speed, irq, n.cfg.RxDescs, n.cfg.TxDescs, d.Interrupts, d.SharedWakes, d.RxOverruns, d.RxMissed, d.TxRingFull, d.TxTimeouts)
 	if n.promisc.Load() {
 		s += ", promiscuous"
 	}
-	if n.dead.Load() {
-		s += ", DEAD: " + n.deadErr().Error()
+	if n.Dead() {
+		s += ", DEAD: " + n.Err().Error()
 	}
 	return s
 }

@@ -40,12 +40,12 @@ var ErrCtrl = errors.New("virtio-net: control command failed")
 // commands are rare: the queue's completions are polled, not signalled.
 func (n *NIC) ctrlCmd(class, cmd uint8, data []byte) error {
 	if n.e.ctrlq == nil {
-		return fmt.Errorf("%s: %w", n.desc, ErrNoCtrlRX)
+		return fmt.Errorf("%s: %w", n.Desc, ErrNoCtrlRX)
 	}
 	n.ctrlMu.Lock()
 	defer n.ctrlMu.Unlock()
 	if n.ctrlBuf == nil {
-		return fmt.Errorf("%s: closed: %w", n.desc, nic.ErrDeviceDead)
+		return fmt.Errorf("%s: closed: %w", n.Desc, nic.ErrDeviceDead)
 	}
 	b := n.ctrlBuf
 	b[ctrlHdrOff], b[ctrlHdrOff+1] = class, cmd
@@ -57,7 +57,7 @@ func (n *NIC) ctrlCmd(class, cmd uint8, data []byte) error {
 		{Addr: n.ctrlPA + ctrlAckOff, Len: 1, Write: true},
 	})
 	if err != nil {
-		return fmt.Errorf("%s: control command %d/%d: %w", n.desc, class, cmd, err)
+		return fmt.Errorf("%s: control command %d/%d: %w", n.Desc, class, cmd, err)
 	}
 	n.e.ctrlq.Kick()
 	timeout := n.e.ctrlTimeout
@@ -74,14 +74,14 @@ func (n *NIC) ctrlCmd(class, cmd uint8, data []byte) error {
 				continue // an earlier command that timed out
 			}
 			if ack := b[ctrlAckOff]; ack != ctrlOK {
-				return fmt.Errorf("%s: control command %d/%d: device answered %d: %w", n.desc, class, cmd, ack, ErrCtrl)
+				return fmt.Errorf("%s: control command %d/%d: device answered %d: %w", n.Desc, class, cmd, ack, ErrCtrl)
 			}
 			return nil
 		}
 		if time.Since(start) > timeout {
 			// The buffer stays the device's: no further command is sent on it.
 			n.ctrlBuf = nil
-			return fmt.Errorf("%s: control command %d/%d: no answer in %v: %w", n.desc, class, cmd, timeout, ErrCtrl)
+			return fmt.Errorf("%s: control command %d/%d: no answer in %v: %w", n.Desc, class, cmd, timeout, ErrCtrl)
 		}
 		n.e.sleep(ctrlPollEvery)
 	}
@@ -90,11 +90,11 @@ func (n *NIC) ctrlCmd(class, cmd uint8, data []byte) error {
 // SetPromiscuous implements nic.Promiscuous through the control queue
 // (VIRTIO_NET_CTRL_RX_PROMISC), as a vm uplink needs.
 func (n *NIC) SetPromiscuous(on bool) error {
-	if n.dead.Load() {
-		return n.deadErr()
+	if n.Dead() {
+		return n.Err()
 	}
 	if !n.e.ctrlRX {
-		return fmt.Errorf("%s: %w", n.desc, ErrNoCtrlRX)
+		return fmt.Errorf("%s: %w", n.Desc, ErrNoCtrlRX)
 	}
 	v := byte(0)
 	if on {

@@ -141,17 +141,11 @@ type NIC struct {
 	txUsedScratch []virtio.Used
 	slotScratch   []int
 
-	up      atomic.Bool
-	dead    atomic.Bool
-	deadWhy atomic.Pointer[string]
-	deadMu  sync.Mutex
-	// revivable: dead only because transmit buffers stopped coming back; the device is put
-	// back in service if they come back after all.
-	revivable bool
-	linkMu    sync.Mutex
-
-	hmu     sync.Mutex
-	handler nic.Handler
+	// Service holds the handler, the link state and whether the device is out of service
+	// (dead only because transmit buffers stopped coming back is undone if they come back
+	// after all).
+	nic.Service
+	linkMu sync.Mutex
 
 	ctrlMu  sync.Mutex
 	ctrlBuf []byte // class+command, data, ack; nil once closed or lost to a timeout
@@ -161,7 +155,7 @@ type NIC struct {
 
 	counters nic.Counters
 	dev      struct {
-		interrupts, linkChanges, badUsed, txRingFull, txTimeouts, revivals, sharedWakes atomic.Uint64
+		interrupts, badUsed, txRingFull, txTimeouts, revivals, sharedWakes atomic.Uint64
 	}
 
 	quit     atomic.Bool
@@ -187,20 +181,21 @@ func newNIC(e env) (*NIC, error) {
 	if e.logf == nil {
 		e.logf = func(format string, args ...any) { fmt.Fprintf(os.Stdout, format+"\n", args...) }
 	}
-	n := &NIC{e: e, desc: "virtio-net at " + e.location, done: make(chan struct{}), cfgDone: make(chan struct{})}
+	n := &NIC{e: e, done: make(chan struct{}), cfgDone: make(chan struct{})}
+	n.Desc, n.Logf = "virtio-net at "+e.location, e.logf
 	nrx, ntx := e.rxq.Size(), e.txq.Size()
 	var err error
 	if n.rxBufs, n.rxPA, err = e.mem.Alloc(nrx * bufSize); err != nil {
-		return nil, fmt.Errorf("%s: receive buffers: %w", n.desc, err)
+		return nil, fmt.Errorf("%s: receive buffers: %w", n.Desc, err)
 	}
 	if n.txBufs, n.txPA, err = e.mem.Alloc(ntx * bufSize); err != nil {
 		e.mem.Free(n.rxBufs, n.rxPA)
-		return nil, fmt.Errorf("%s: transmit buffers: %w", n.desc, err)
+		return nil, fmt.Errorf("%s: transmit buffers: %w", n.Desc, err)
 	}
 	if e.ctrlq != nil {
 		if n.ctrlMem, n.ctrlPA, err = e.mem.Alloc(ctrlBufSize); err != nil {
 			n.freeBufs()
-			return nil, fmt.Errorf("%s: control buffer: %w", n.desc, err)
+			return nil, fmt.Errorf("%s: control buffer: %w", n.Desc, err)
 		}
 		n.ctrlBuf = n.ctrlMem
 		e.ctrlq.SetInterrupts(false) // completions are polled (ctrlCmd)
@@ -212,7 +207,7 @@ func newNIC(e env) (*NIC, error) {
 	for i := 0; i < nrx; i++ {
 		if err := n.post(i); err != nil {
 			n.freeBufs()
-			return nil, fmt.Errorf("%s: posting receive buffer %d: %w", n.desc, i, err)
+			return nil, fmt.Errorf("%s: posting receive buffer %d: %w", n.Desc, i, err)
 		}
 	}
 	n.txSlotOf = make([]int, ntx)
@@ -229,7 +224,7 @@ func newNIC(e env) (*NIC, error) {
 		e.ready()
 	}
 	st := e.link()
-	n.up.Store(st.up && st.dead == "")
+	n.InitLink(st.up && st.dead == "")
 	n.lastPoll = time.Now()
 	e.rxq.Kick()
 	go n.run()
@@ -273,7 +268,7 @@ func (n *NIC) run() {
 	defer close(n.done)
 	woke := false // the last wait ended with an interrupt (not a timeout)
 	for !n.quit.Load() {
-		if n.dead.Load() {
+		if n.Dead() {
 			if !n.tryRevive() {
 				// Waiting on the interrupt (not sleeping) keeps acknowledging it, so a shared
 				// INTx line is not left asserted while nobody serves this device.
@@ -306,7 +301,7 @@ func (n *NIC) run() {
 			n.dev.interrupts.Add(1)
 		}
 		if errors.Is(err, virtio.ErrDeviceReset) {
-			n.die(err.Error(), false)
+			n.Fail(err.Error(), false)
 		}
 	}
 }
@@ -317,7 +312,7 @@ func (n *NIC) watchConfig() {
 	defer close(n.cfgDone)
 	for !n.quit.Load() {
 		seen := n.e.cfgIRQ.Count()
-		if got, _ := n.e.cfgIRQ.Wait(seen, n.e.poll); got > seen && !n.dead.Load() {
+		if got, _ := n.e.cfgIRQ.Wait(seen, n.e.poll); got > seen && !n.Dead() {
 			n.checkLink()
 		}
 	}
@@ -333,9 +328,9 @@ func (n *NIC) poll() {
 	n.reclaimLocked()
 	pending, since := n.txPending, time.Since(n.txProgress)
 	n.txMu.Unlock()
-	if pending > 0 && n.up.Load() && since > n.e.txTimeout {
+	if pending > 0 && n.LinkUp() && since > n.e.txTimeout {
 		n.dev.txTimeouts.Add(1)
-		n.die(fmt.Sprintf("transmit stalled: %d buffers pending for %v", pending, since.Round(time.Millisecond)), true)
+		n.Fail(fmt.Sprintf("transmit stalled: %d buffers pending for %v", pending, since.Round(time.Millisecond)), true)
 	}
 }
 
@@ -345,70 +340,21 @@ func (n *NIC) checkLink() bool {
 	defer n.linkMu.Unlock()
 	st := n.e.link()
 	if st.dead != "" {
-		n.die(st.dead, false)
+		n.Fail(st.dead, false)
 		return true
 	}
-	if n.dead.Load() || n.up.Load() == st.up {
-		return n.dead.Load()
-	}
-	n.up.Store(st.up)
-	n.dev.linkChanges.Add(1)
-	if st.up {
+	if n.SetLink(st.up) && st.up {
 		n.txMu.Lock()
-		n.txProgress = time.Now()
+		n.txProgress = time.Now() // the watchdog counts from the link coming up
 		n.txMu.Unlock()
 	}
-	n.e.logf("%s: link %s", n.desc, upDown(st.up))
-	n.notifyLink(st.up)
-	return false
-}
-
-func upDown(up bool) string {
-	if up {
-		return "up"
-	}
-	return "down"
-}
-
-func (n *NIC) notifyLink(up bool) {
-	n.hmu.Lock()
-	if n.handler != nil {
-		n.handler.LinkChanged(up)
-	}
-	n.hmu.Unlock()
-}
-
-// die takes the device out of service: counted, logged once per failure, link down.
-// revivable says the failure was a transmit stall, which tryRevive undoes if the buffers come
-// back after all; a later permanent failure wins.
-func (n *NIC) die(why string, revivable bool) {
-	n.deadMu.Lock()
-	if n.dead.Load() {
-		if !revivable {
-			n.revivable = false
-		}
-		n.deadMu.Unlock()
-		return
-	}
-	n.deadWhy.Store(&why)
-	n.revivable = revivable
-	n.dead.Store(true)
-	n.deadMu.Unlock()
-	n.e.logf("%s: device not responding: %s; taken out of service", n.desc, why)
-	if n.up.Swap(false) {
-		n.dev.linkChanges.Add(1)
-		n.e.logf("%s: link down", n.desc)
-		n.notifyLink(false)
-	}
+	return n.Dead()
 }
 
 // tryRevive puts a device taken out of service for a transmit stall back in service once its
 // transmit buffers come back; it reports whether it did.
 func (n *NIC) tryRevive() bool {
-	n.deadMu.Lock()
-	revivable := n.revivable
-	n.deadMu.Unlock()
-	if !revivable {
+	if !n.Revivable() {
 		return false
 	}
 	n.txMu.Lock()
@@ -416,29 +362,12 @@ func (n *NIC) tryRevive() bool {
 	n.reclaimLocked()
 	freed := before - n.txPending
 	n.txMu.Unlock()
-	if freed == 0 {
+	if freed == 0 || !n.Revive("transmit buffers come back again") {
 		return false
 	}
-	n.deadMu.Lock()
-	if !n.revivable {
-		n.deadMu.Unlock()
-		return false
-	}
-	n.dead.Store(false)
-	n.deadWhy.Store(nil)
-	n.deadMu.Unlock()
 	n.dev.revivals.Add(1)
-	n.e.logf("%s: transmit buffers come back again; back in service", n.desc)
 	n.checkLink() // reports the link up
 	return true
-}
-
-func (n *NIC) deadErr() error {
-	why := "stopped answering"
-	if p := n.deadWhy.Load(); p != nil {
-		why = *p
-	}
-	return fmt.Errorf("%s: %s: %w", n.desc, why, nic.ErrDeviceDead)
 }
 
 // receive delivers the frames the device has filled and posts their buffers again.
@@ -465,31 +394,31 @@ func (n *NIC) receive() bool {
 		slots = append(slots, slot)
 	}
 	n.slotScratch = slots
-	n.hmu.Lock()
-	for i, u := range used {
-		slot := slots[i]
-		buf := n.rxBufs[slot*bufSize : (slot+1)*bufSize]
-		switch {
-		case u.Err != nil:
-			n.dev.badUsed.Add(1)
-			n.counters.RxErrors.Add(1)
-		case int(u.Len) < hdrLen || nic.CheckFrame(buf[hdrLen:u.Len], nic.DefaultMTU) != nil:
-			n.counters.RxErrors.Add(1)
-		case n.handler == nil:
-			n.counters.RxDrops.Add(1)
-		default:
-			f := buf[hdrLen:u.Len]
-			n.counters.Rx(len(f))
-			n.handler.DeliverFrame(f)
+	n.WithHandler(func(h nic.Handler) {
+		for i, u := range used {
+			slot := slots[i]
+			buf := n.rxBufs[slot*bufSize : (slot+1)*bufSize]
+			switch {
+			case u.Err != nil:
+				n.dev.badUsed.Add(1)
+				n.counters.RxErrors.Add(1)
+			case int(u.Len) < hdrLen || nic.CheckFrame(buf[hdrLen:u.Len], nic.DefaultMTU) != nil:
+				n.counters.RxErrors.Add(1)
+			case h == nil:
+				n.counters.RxDrops.Add(1)
+			default:
+				f := buf[hdrLen:u.Len]
+				n.counters.Rx(len(f))
+				h.DeliverFrame(f)
+			}
 		}
-	}
-	for _, slot := range slots {
-		if err := n.post(slot); err != nil {
-			// The slot's descriptor just came back, so there is room: a broken invariant.
-			panic(fmt.Sprintf("virtio-net: reposting receive buffer %d: %v", slot, err))
+		for _, slot := range slots {
+			if err := n.post(slot); err != nil {
+				// The slot's descriptor just came back, so there is room: a broken invariant.
+				panic(fmt.Sprintf("virtio-net: reposting receive buffer %d: %v", slot, err))
+			}
 		}
-	}
-	n.hmu.Unlock()
+	})
 	n.e.rxq.Kick()
 	return true
 }
@@ -524,21 +453,21 @@ func (n *NIC) reclaimLocked() {
 func (n *NIC) Transmit(frame []byte) error {
 	if err := nic.CheckFrame(frame, nic.DefaultMTU); err != nil {
 		n.counters.TxErrors.Add(1)
-		return fmt.Errorf("%s: %w", n.desc, err)
+		return fmt.Errorf("%s: %w", n.Desc, err)
 	}
-	if n.dead.Load() {
+	if n.Dead() {
 		n.counters.TxErrors.Add(1)
-		return n.deadErr()
+		return n.Err()
 	}
-	if !n.up.Load() {
+	if !n.LinkUp() {
 		n.counters.TxDrops.Add(1)
-		return fmt.Errorf("%s: %w", n.desc, nic.ErrLinkDown)
+		return fmt.Errorf("%s: %w", n.Desc, nic.ErrLinkDown)
 	}
 	n.txMu.Lock()
 	if n.txClosed {
 		n.txMu.Unlock()
 		n.counters.TxErrors.Add(1)
-		return fmt.Errorf("%s: closed: %w", n.desc, nic.ErrDeviceDead)
+		return fmt.Errorf("%s: closed: %w", n.Desc, nic.ErrDeviceDead)
 	}
 	if len(n.txFree) == 0 {
 		n.reclaimLocked()
@@ -547,7 +476,7 @@ func (n *NIC) Transmit(frame []byte) error {
 		n.txMu.Unlock()
 		n.dev.txRingFull.Add(1)
 		n.counters.TxDrops.Add(1)
-		return fmt.Errorf("%s: %d buffers pending: %w", n.desc, n.txPending, nic.ErrRingFull)
+		return fmt.Errorf("%s: %d buffers pending: %w", n.Desc, n.txPending, nic.ErrRingFull)
 	}
 	slot := n.txFree[len(n.txFree)-1]
 	buf := n.txBufs[slot*bufSize : (slot+1)*bufSize]
@@ -562,7 +491,7 @@ func (n *NIC) Transmit(frame []byte) error {
 	if err != nil {
 		n.txMu.Unlock()
 		n.counters.TxErrors.Add(1)
-		return fmt.Errorf("%s: %w", n.desc, err)
+		return fmt.Errorf("%s: %w", n.Desc, err)
 	}
 	n.txFree = n.txFree[:len(n.txFree)-1]
 	n.txSlotOf[head] = slot
@@ -582,33 +511,17 @@ func (n *NIC) MAC() net.HardwareAddr { return append(net.HardwareAddr(nil), n.e.
 // MTU implements nic.Link.
 func (n *NIC) MTU() int { return nic.DefaultMTU }
 
-// Up implements nic.Link.
-func (n *NIC) Up() bool { return n.up.Load() && !n.dead.Load() }
-
-// Description implements nic.Link.
-func (n *NIC) Description() string { return n.desc }
-
 // Location is the device's PCI address.
 func (n *NIC) Location() string { return n.e.location }
 
-// SetHandler implements nic.Link.
-func (n *NIC) SetHandler(h nic.Handler) {
-	n.hmu.Lock()
-	n.handler = h
-	n.hmu.Unlock()
-}
-
 // Stats implements nic.Link.
 func (n *NIC) Stats() nic.Stats { return n.counters.Snapshot() }
-
-// Dead reports whether the device was taken out of service.
-func (n *NIC) Dead() bool { return n.dead.Load() }
 
 // DeviceStats returns the driver's own counters.
 func (n *NIC) DeviceStats() DeviceStats {
 	rs, ts := n.e.rxq.Stats(), n.e.txq.Stats()
 	return DeviceStats{
-		Interrupts: n.dev.interrupts.Load(), LinkChanges: n.dev.linkChanges.Load(),
+		Interrupts: n.dev.interrupts.Load(), LinkChanges: n.LinkChanges.Load(),
 		BadUsed: n.dev.badUsed.Load(), TxRingFull: n.dev.txRingFull.Load(), TxTimeouts: n.dev.txTimeouts.Load(),
 		Revivals: n.dev.revivals.Load(), SharedWakes: n.dev.sharedWakes.Load(),
 		Kicks: rs.Kicks + ts.Kicks,
@@ -619,12 +532,12 @@ func (n *NIC) DeviceStats() DeviceStats {
 func (n *NIC) Info() string {
 	d := n.DeviceStats()
 	s := fmt.Sprintf("%s, link %s, %s, rx queue %d, tx queue %d, %d interrupts, %d kicks, %d bad used, %d tx ring full, %d tx timeouts",
-		n.desc, upDown(n.Up()), n.e.irqDesc, n.e.rxq.Size(), n.e.txq.Size(), d.Interrupts, d.Kicks, d.BadUsed, d.TxRingFull, d.TxTimeouts)
+		n.Desc, nic.UpDown(n.Up()), n.e.irqDesc, n.e.rxq.Size(), n.e.txq.Size(), d.Interrupts, d.Kicks, d.BadUsed, d.TxRingFull, d.TxTimeouts)
 	if n.promisc.Load() {
 		s += ", promiscuous"
 	}
-	if n.dead.Load() {
-		s += ", DEAD: " + n.deadErr().Error()
+	if n.Dead() {
+		s += ", DEAD: " + n.Err().Error()
 	}
 	return s
 }
@@ -642,7 +555,7 @@ func (n *NIC) Close() error {
 		select {
 		case <-ch:
 		case <-time.After(4*n.e.poll + time.Second):
-			return fmt.Errorf("%s: service goroutine did not stop", n.desc)
+			return fmt.Errorf("%s: service goroutine did not stop", n.Desc)
 		}
 	}
 	n.txMu.Lock()
