@@ -138,8 +138,8 @@ type NIC struct {
 
 	counters nic.Counters
 	dev      struct {
-		interrupts, rxOverruns, rxMissed, rxFragmented atomic.Uint64
-		txRingFull, txTimeouts, deadReads, revivals, sharedWakes    atomic.Uint64
+		interrupts, rxOverruns, rxMissed, rxFragmented           atomic.Uint64
+		txRingFull, txTimeouts, deadReads, revivals, sharedWakes atomic.Uint64
 	}
 
 	quit     atomic.Bool
@@ -499,7 +499,6 @@ func (n *NIC) SetPromiscuous(on bool) error {
 	n.promisc.Store(on)
 	return nil
 }
-
 
 // Transmit implements nic.Link: the frame is copied into the next transmit buffer (padded to
 // the 60-byte minimum) and handed to the device.
