@@ -428,75 +428,32 @@ func (d *Drive) check(p []byte, lba int64) error {
 }
 
 // ReadSectors reads whole sectors by PIO data-in (ATA-6, 9.6), one interrupt per sector.
-func (d *Drive) ReadSectors(p []byte, lba int64) error {
-	if err := d.check(p, lba); err != nil {
-		return err
-	}
-	c := d.ch
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cmd := uint8(cmdReadSectors)
-	if d.lba48 {
-		cmd = cmdReadSectorsExt
-	}
-	for len(p) > 0 {
-		n := min(len(p)/sectorSize, maxPerCommand)
-		what := fmt.Sprintf("ata %s: read sectors %d+%d", c.name(d.slave), lba, n)
-		if _, err := c.waitNotBusy(CommandTimeout); err != nil {
-			d.timeouts.Add(1)
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		seen := c.irq.Count()
-		d.commands.Add(1)
-		d.issue(cmd, lba, n)
-		for i := 0; i < n; i++ {
-			st, err := d.waitIRQ(&seen, what)
-			if err != nil {
-				return err
-			}
-			if st&(stERR|stDF) != 0 {
-				return d.fail(what, st)
-			}
-			if st&stDRQ == 0 {
-				d.errs.Add(1)
-				return fmt.Errorf("%s: sector %d: status %#02x: %w", what, i, st, ErrNoDRQ)
-			}
-			c.io.InWords(c.cmd+regData, p[i*sectorSize:(i+1)*sectorSize])
-		}
-		if st := c.io.In8(c.ctl); st&(stERR|stDF) != 0 {
-			return d.fail(what, st)
-		}
-		p, lba = p[n*sectorSize:], lba+int64(n)
-	}
-	return nil
-}
-
-// waitDRQ polls for the first data request of a write (PIO data-out asserts no interrupt
-// before the first block: ATA-6, 9.7).
-func (d *Drive) waitDRQ(what string) (uint8, error) {
-	st, err := d.ch.waitNotBusy(CommandTimeout)
-	if err != nil {
-		d.timeouts.Add(1)
-		return st, fmt.Errorf("%s: %w", what, err)
-	}
-	return st, nil
-}
+func (d *Drive) ReadSectors(p []byte, lba int64) error { return d.pio(p, lba, false) }
 
 // WriteSectors writes whole sectors by PIO data-out (ATA-6, 9.7).
-func (d *Drive) WriteSectors(p []byte, lba int64) error {
+func (d *Drive) WriteSectors(p []byte, lba int64) error { return d.pio(p, lba, true) }
+
+// pio transfers whole sectors, at most maxPerCommand per command. Data-in: the device
+// interrupts when each sector is ready, then the host reads it. Data-out: the device asks for
+// the first sector with DRQ and no interrupt (ATA-6, 9.7), then interrupts after each sector
+// it took.
+func (d *Drive) pio(p []byte, lba int64, write bool) error {
 	if err := d.check(p, lba); err != nil {
 		return err
 	}
 	c := d.ch
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cmd := uint8(cmdWriteSectors)
+	op, cmd, cmd48 := "read", uint8(cmdReadSectors), uint8(cmdReadSectorsExt)
+	if write {
+		op, cmd, cmd48 = "write", cmdWriteSectors, cmdWriteSectorsExt
+	}
 	if d.lba48 {
-		cmd = cmdWriteSectorsExt
+		cmd = cmd48
 	}
 	for len(p) > 0 {
 		n := min(len(p)/sectorSize, maxPerCommand)
-		what := fmt.Sprintf("ata %s: write sectors %d+%d", c.name(d.slave), lba, n)
+		what := fmt.Sprintf("ata %s: %s sectors %d+%d", c.name(d.slave), op, lba, n)
 		if _, err := c.waitNotBusy(CommandTimeout); err != nil {
 			d.timeouts.Add(1)
 			return fmt.Errorf("%s: %w", what, err)
@@ -504,11 +461,20 @@ func (d *Drive) WriteSectors(p []byte, lba int64) error {
 		seen := c.irq.Count()
 		d.commands.Add(1)
 		d.issue(cmd, lba, n)
-		st, err := d.waitDRQ(what)
-		if err != nil {
-			return err
+		var st uint8
+		var err error
+		if write {
+			if st, err = c.waitNotBusy(CommandTimeout); err != nil {
+				d.timeouts.Add(1)
+				return fmt.Errorf("%s: %w", what, err)
+			}
 		}
 		for i := 0; i < n; i++ {
+			if !write {
+				if st, err = d.waitIRQ(&seen, what); err != nil {
+					return err
+				}
+			}
 			if st&(stERR|stDF) != 0 {
 				return d.fail(what, st)
 			}
@@ -516,10 +482,18 @@ func (d *Drive) WriteSectors(p []byte, lba int64) error {
 				d.errs.Add(1)
 				return fmt.Errorf("%s: sector %d: status %#02x: %w", what, i, st, ErrNoDRQ)
 			}
-			c.io.OutWords(c.cmd+regData, p[i*sectorSize:(i+1)*sectorSize])
+			sector := p[i*sectorSize : (i+1)*sectorSize]
+			if !write {
+				c.io.InWords(c.cmd+regData, sector)
+				continue
+			}
+			c.io.OutWords(c.cmd+regData, sector)
 			if st, err = d.waitIRQ(&seen, what); err != nil {
 				return err
 			}
+		}
+		if !write {
+			st = c.io.In8(c.ctl) // alternate status: the command's end state
 		}
 		if st&(stERR|stDF) != 0 {
 			return d.fail(what, st)
