@@ -122,7 +122,7 @@ func TestDiskVirtioQEMU(t *testing.T) {
 	}})
 	diskSession(t, m, "vda", crc, 30*time.Second, time.Minute, func() {
 		m.SendLine("disk list")
-		if regs := m.ExpectRegexp(`MSI-X vector \S+, registers at 0x([0-9a-f]+)`, 30*time.Second); len(regs[1]) <= 8 {
+		if regs := m.ExpectRegexp(`MSI-X vector \S+, registers at 0x([0-9a-f]+)[^0-9a-f]`, 30*time.Second); len(regs[1]) <= 8 {
 			t.Errorf("vda's registers at 0x%s: want them above 4 GiB (a 64-bit BAR moved up by SeaBIOS)", regs[1])
 		}
 		m.ExpectRegexp(`vdb\s+virtio-blk\s+`+fmt.Sprint(diskImageSize)+` bytes`, 30*time.Second)
