@@ -329,9 +329,9 @@ func (c *vcpu) mmio(e Exit) action {
 	if e.GPA < c.vm.mem.Size() {
 		return stopWith(true, "nested page fault inside guest RAM at %#x (RIP %#x)", e.GPA, c.st.RIP)
 	}
-	if _, ok := c.apicMMIO(e.GPA); ok {
-		// handled by access() through the emulator, like any device
-	} else if _, _, _, ok := c.vm.bus.Lookup(bus.MMIO, e.GPA); !ok {
+	// The vCPU's own xAPIC page is not on the bus; access() routes it to its LAPIC.
+	_, isAPIC := c.apicMMIO(e.GPA)
+	if _, _, _, onBus := c.vm.bus.Lookup(bus.MMIO, e.GPA); !isAPIC && !onBus {
 		return stopWith(true, "guest touched guest-physical %#x, outside its %d MiB of RAM and not a device (RIP %#x)",
 			e.GPA, c.vm.mem.Size()>>20, c.st.RIP)
 	}
